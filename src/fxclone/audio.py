@@ -1,0 +1,186 @@
+"""Audio file I/O, resampling and loudness: the only module that touches audio files.
+
+Audio is float32 numpy of shape ``(channels, samples)``; the sample rate travels beside it.
+Every write goes to a temporary file in the destination folder and is renamed into place, so
+an interrupted run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from fxclone.errors import FxcloneError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise FxcloneError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise FxcloneError(f"{path} is a folder, not an audio file; pass a file inside it")
+    if path.stat().st_size == 0:
+        raise FxcloneError(f"{path} is empty (0 bytes); re-export or re-record it")
+
+
+def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Return ``(sample_rate, channels, frames)`` of an audio file without reading it."""
+    p = Path(path)
+    _check_file(p)
+    try:
+        info = sf.info(str(p))
+    except Exception as exc:
+        raise FxcloneError(
+            f"{p} is not a readable audio file ({_short(exc)}); give a wav, flac, mp3 or ogg file"
+        ) from None
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def read_audio(
+    path: str | os.PathLike[str],
+    *,
+    sample_rate: int | None = None,
+    mono: bool = False,
+    check: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 ``(channels, samples)``.
+
+    Args:
+        path: wav, flac, mp3, ogg or aiff file, any sample rate and channel count.
+        sample_rate: resample to this rate (Hz) if given; otherwise keep the file's rate.
+        mono: average the channels down to one.
+        check: refuse NaN/Inf samples and files with fewer than two samples.
+
+    Returns:
+        ``(audio, sample_rate)`` where audio is float32 ``(channels, samples)``.
+    """
+    p = Path(path)
+    _check_file(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise FxcloneError(
+            f"{p} is not a readable audio file ({_short(exc)}); "
+            "give a wav, flac, mp3 or ogg file, re-exported if it is truncated"
+        ) from None
+    audio = np.ascontiguousarray(data.T)
+    if check:
+        check_audio(audio, p)
+    if mono and audio.shape[0] > 1:
+        audio = audio.mean(axis=0, keepdims=True)
+    if sample_rate is not None and sample_rate != sr:
+        audio = resample(audio, sr, sample_rate)
+        sr = sample_rate
+    return audio.astype(np.float32, copy=False), int(sr)
+
+
+def check_audio(audio: np.ndarray, name: str | os.PathLike[str]) -> None:
+    """Raise :class:`FxcloneError` if ``audio`` has too few samples or non-finite values."""
+    if audio.ndim != 2 or audio.shape[1] < 2:
+        n = audio.shape[-1] if audio.ndim else 0
+        raise FxcloneError(f"{name} holds only {n} sample(s); give a recording of at least 0.1 s")
+    if not np.all(np.isfinite(audio)):
+        bad = int(np.sum(~np.isfinite(audio)))
+        raise FxcloneError(
+            f"{name} contains {bad} NaN/Inf sample(s); re-export it from your editor "
+            "(the file is corrupt or was written by a failing plugin)"
+        )
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "FLOAT",
+) -> Path:
+    """Write float audio ``(channels, samples)`` atomically (temporary file, then rename).
+
+    Args:
+        path: destination; the format follows the suffix (``.wav`` or ``.flac``).
+        audio: ``(channels, samples)`` or ``(samples,)`` array.
+        sample_rate: in Hz.
+        subtype: soundfile subtype; ``"FLOAT"`` (32-bit float WAV) by default.
+    """
+    p = Path(path)
+    arr = np.asarray(audio, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if p.suffix.lower() == ".flac" and subtype == "FLOAT":
+        subtype = "PCM_24"
+    with atomic_path(p) as tmp:
+        sf.write(str(tmp), arr.T, int(sample_rate), subtype=subtype, format=_format(p))
+    return p
+
+
+def _format(p: Path) -> str:
+    return {".flac": "FLAC", ".ogg": "OGG"}.get(p.suffix.lower(), "WAV")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
+    except OSError as exc:
+        raise FxcloneError(
+            f"cannot write to folder {parent} ({exc.strerror}); choose a writable output folder"
+        ) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FxcloneError(
+            f"could not write {p} ({exc.strerror}); free some disk space or choose another folder"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample ``(channels, samples)`` audio with soxr (very high quality)."""
+    if from_rate == to_rate:
+        return audio
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(audio.T), from_rate, to_rate, quality="VHQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
+
+
+def loudness_normalise(audio: np.ndarray, sample_rate: int, target_lufs: float = -18.0) -> np.ndarray:
+    """Scale audio to an integrated loudness (ITU-R BS.1770, pyloudnorm), peak-limited to 0.99."""
+    import pyloudnorm as pyln
+
+    meter = pyln.Meter(sample_rate, block_size=min(0.4, audio.shape[1] / sample_rate))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loudness = meter.integrated_loudness(audio.T.astype(np.float64))
+    if not np.isfinite(loudness):
+        return audio
+    out = audio * np.float32(10 ** ((target_lufs - loudness) / 20))
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > 0.99:
+        out = out * np.float32(0.99 / peak)
+    return out.astype(np.float32)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1][:120] if text else type(exc).__name__

@@ -1,0 +1,291 @@
+"""The user's journey as plain functions: generate, render, train, evaluate, apply, demo.
+
+The CLI is a thin layer over these; each can be called from Python with the same arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fxclone.audio import atomic_path
+from fxclone.errors import FxcloneError
+from fxclone.models.base import KnobSpec
+
+Progress = Callable[[int, int], None]
+PathLike = str | os.PathLike[str]
+
+
+def generate(out_dir: PathLike, config: Any = None, progress: Progress | None = None) -> Path:
+    """Write a dataset folder of dry signals; returns the manifest path.
+
+    ``config`` is a :class:`fxclone.dataset.GenerateConfig` (or a mapping of its fields).
+    """
+    from fxclone.dataset import GenerateConfig, generate_dataset
+
+    if config is None:
+        config = GenerateConfig()
+    elif isinstance(config, Mapping):
+        config = GenerateConfig.from_dict(config)
+    return generate_dataset(out_dir, config, progress=progress)
+
+
+def render(
+    dataset_dir: PathLike,
+    effect: str,
+    knobs: Mapping[str, float] | None = None,
+    out_dir: PathLike | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Render every dry file of a dataset through a built-in effect; returns the manifest."""
+    from fxclone.dataset import render_dataset
+
+    return render_dataset(dataset_dir, effect, knobs, out_dir=out_dir, progress=progress)
+
+
+def _knob_specs(info: Any, pairs: Sequence[Any]) -> tuple[KnobSpec, ...]:
+    """Knobs whose value varies across training items become the model's conditioning."""
+    names = sorted({k for p in pairs for k in (p.knobs or {})})
+    varying = [n for n in names if len({(p.knobs or {}).get(n) for p in pairs}) > 1]
+    specs = []
+    effect_knobs: dict[str, Any] = {}
+    if info.effect and info.effect.get("kind", "builtin") == "builtin":
+        from fxclone.effects import get_effect
+
+        effect_knobs = {k.name: k for k in get_effect(info.effect["name"]).knobs}
+    for n in varying:
+        if n in effect_knobs:
+            k = effect_knobs[n]
+            specs.append(KnobSpec(n, k.minimum, k.maximum, k.unit, k.log_scale))
+        else:
+            vals = [float(p.knobs[n]) for p in pairs if n in p.knobs]
+            specs.append(KnobSpec(n, min(vals), max(vals)))
+    return tuple(specs)
+
+
+def _items(pairs: Sequence[Any], specs: Sequence[KnobSpec]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    out = []
+    for p in pairs:
+        vec = np.array([s.normalise(float(p.knobs[s.name])) for s in specs], np.float32)
+        out.append((p.dry, p.wet, vec))
+    return out
+
+
+def train(
+    dataset_dir: PathLike,
+    out_path: PathLike,
+    config: Any = None,
+    *,
+    run_dir: PathLike | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a model on a rendered dataset and save it as one ``.safetensors`` file.
+
+    Checkpoints live in ``run_dir`` (default: ``<out_path>.run``); running the same command
+    again resumes from the last one unless ``fresh``. Returns the training summary.
+    """
+    from fxclone.dataset import load_dataset, load_pairs
+    from fxclone.modelfile import save_model
+    from fxclone.models.registry import create_model
+    from fxclone.training import TrainConfig, fit
+
+    if config is None:
+        config = TrainConfig()
+    elif isinstance(config, Mapping):
+        config = TrainConfig.from_dict(config)
+    out = Path(out_path)
+    if out.is_dir():
+        raise FxcloneError(f"{out} is a folder; give a file name such as {out / 'model.safetensors'}")
+    info = load_dataset(dataset_dir)
+    train_pairs = load_pairs(info, "train")
+    val_pairs = load_pairs(info, "val")
+    if not train_pairs:
+        raise FxcloneError(f"{info.path} has no training items; regenerate it with train_seconds > 0")
+    specs = _knob_specs(info, train_pairs)
+    torch.manual_seed(config.seed)
+    model = create_model(
+        config.model, sample_rate=info.sample_rate, knobs=specs, channels=train_pairs[0].dry.shape[0]
+    )
+    run = Path(run_dir) if run_dir is not None else out.with_name(out.name + ".run")
+    result = fit(
+        model, _items(train_pairs, specs), _items(val_pairs, specs), config, run,
+        resume=not fresh, progress=progress,
+    )
+    summary = {
+        "model": config.model,
+        "dataset": str(info.path),
+        "effect": info.effect,
+        "config": dataclasses.asdict(config),
+        **result.summary(),
+    }
+    save_model(out, result.model, training=summary)
+    return summary
+
+
+def evaluate(
+    model_path: PathLike,
+    dataset_dir: PathLike,
+    out_dir: PathLike,
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Score a model on a dataset's test split; writes ``metrics.json``, plots and audio.
+
+    Also fits two baselines on the training split and scores them on the test split:
+    ``esr_linear`` (best linear FIR) and ``esr_static`` (best memoryless waveshaper).
+    """
+    from fxclone.audio import write_audio
+    from fxclone.baselines import baseline_scores
+    from fxclone.dataset import load_dataset, load_pairs
+    from fxclone.metrics import compute_metrics
+    from fxclone.modelfile import load_model
+    from fxclone.report.plots import plot_mel_spectrograms, plot_waveform_overlay
+    from fxclone.streaming import process_array
+
+    loaded = load_model(model_path)
+    model = loaded.model
+    info = load_dataset(dataset_dir)
+    if info.sample_rate != model.sample_rate:
+        raise FxcloneError(
+            f"{info.path} is at {info.sample_rate} Hz but {model_path} was trained at "
+            f"{model.sample_rate} Hz; evaluate on a dataset at the model's rate"
+        )
+    test = load_pairs(info, "test")
+    if not test:
+        raise FxcloneError(f"{info.path} has no test items; regenerate it with test_seconds > 0")
+    out = Path(out_dir)
+    t0 = time.time()
+    estimates = []
+    total = sum(p.dry.shape[1] for p in test)
+    done = 0
+    for p in test:
+        knobs = {k.name: float(p.knobs[k.name]) for k in model.knobs if k.name in (p.knobs or {})}
+        estimates.append(process_array(model, p.dry, knobs))
+        done += p.dry.shape[1]
+        if progress:
+            progress(done, total)
+    run_seconds = time.time() - t0
+    target = np.concatenate([p.wet for p in test], axis=1)
+    estimate = np.concatenate(estimates, axis=1)
+    dry = np.concatenate([p.dry for p in test], axis=1)
+    metrics: dict[str, Any] = compute_metrics(target, estimate, info.sample_rate)
+    train_pairs = load_pairs(info, "train")
+    metrics.update(
+        baseline_scores([(p.dry, p.wet) for p in train_pairs], [(p.dry, p.wet) for p in test])
+    )
+    metrics["esr_dry"] = float(np.sum((target - dry) ** 2) / max(float(np.sum(target**2)), 1e-12))
+    sr = info.sample_rate
+    result = {
+        **metrics,
+        "model": str(model_path),
+        "family": model.family,
+        "parameters": model.num_parameters(),
+        "dataset": str(info.path),
+        "test_seconds": round(target.shape[1] / sr, 2),
+        "realtime_factor_offline": round(target.shape[1] / sr / max(run_seconds, 1e-9), 1),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    n = min(target.shape[1], 10 * sr)
+    plot_mel_spectrograms(
+        out / "mel_spectrograms.png",
+        {"dry": dry[:, :n], "target": target[:, :n], "model": estimate[:, :n]},
+        sr,
+        title="Test audio: dry, target effect, model",
+    )
+    plot_waveform_overlay(out / "waveforms.png", target, estimate, sr, dry=dry)
+    write_audio(out / "test_model.wav", estimate, sr)
+    write_audio(out / "test_target.wav", target, sr)
+    write_audio(out / "test_dry.wav", dry, sr)
+    _write_json(out / "metrics.json", result)
+    return result
+
+
+def apply(
+    model_path: PathLike,
+    in_path: PathLike,
+    out_path: PathLike,
+    knobs: Mapping[str, float] | None = None,
+    *,
+    block_size: int = 8192,
+    progress: Progress | None = None,
+) -> Path:
+    """Run a saved model over an audio file of any length, streamed from disk to disk."""
+    from fxclone.modelfile import load_model
+    from fxclone.streaming import apply_file
+
+    if block_size < 1 or block_size > 1 << 20:
+        raise FxcloneError(f"--block-size {block_size} is out of range; use 1..1048576")
+    model = load_model(model_path).model
+    return apply_file(model, in_path, out_path, knobs, block_size=block_size, progress=progress)
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+DEMO_EFFECT = "distortion"
+
+
+def demo(
+    out_dir: PathLike,
+    *,
+    minutes: float = 7.0,
+    seed: int = 0,
+    model: str | None = None,
+    progress: bool = True,
+    announce: Callable[[str], None] = lambda _msg: None,
+) -> dict[str, Any]:
+    """The whole journey on the built-in distortion: generate, render, train, evaluate, apply.
+
+    Writes ``out_dir/{data, model.safetensors, eval, applied.wav, metrics.json}`` and returns the
+    metrics. ``minutes`` bounds the training wall time.
+    """
+    from fxclone.dataset import GenerateConfig
+    from fxclone.training import TrainConfig
+
+    out = Path(out_dir)
+    data = out / "data"
+    announce(f"1/5 generate: synthetic dry signals -> {data}")
+    generate(data, GenerateConfig(seed=seed), progress=_bar(progress, "generate"))
+    announce(f"2/5 render: built-in '{DEMO_EFFECT}' with its default knobs")
+    render(data, DEMO_EFFECT, None, progress=_bar(progress, "render"))
+    config = TrainConfig(seed=seed, max_minutes=minutes, **({"model": model} if model else {}))
+    announce(f"3/5 train: {config.model} for at most {minutes:g} min on CPU")
+    t0 = time.time()
+    summary = train(data, out / "model.safetensors", config, fresh=True, progress=progress)
+    train_seconds = time.time() - t0
+    announce("4/5 evaluate: test split (unseen material) against linear and static baselines")
+    metrics = evaluate(out / "model.safetensors", data, out / "eval", progress=_bar(progress, "evaluate"))
+    announce("5/5 apply: stream the test dry signal through the model")
+    test_dry = out / "eval" / "test_dry.wav"
+    t1 = time.time()
+    apply(out / "model.safetensors", test_dry, out / "applied.wav", progress=_bar(progress, "apply"))
+    apply_seconds = time.time() - t1
+    metrics = {
+        **metrics,
+        "train_seconds": round(train_seconds, 1),
+        "epochs": summary["epochs"],
+        "best_val_esr": summary["best_val_esr"],
+        "apply_realtime_factor": round(metrics["test_seconds"] / max(apply_seconds, 1e-9), 1),
+    }
+    _write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _bar(enabled: bool, label: str) -> Progress | None:
+    """A rich progress callback, or None when progress display is off."""
+    if not enabled:
+        return None
+    from fxclone.progress import progress_callback
+
+    return progress_callback(label)

@@ -1,0 +1,175 @@
+"""Causal dilated-convolution WaveNet that computes exactly Neural Amp Modeler's WaveNet maths.
+
+One layer (NAM's ``_Layer``)::
+
+    z    = conv_k,d(x) + mixer(c)          # dilated conv with bias; 1x1 mixer of the condition
+    a    = tanh(z)                         # or tanh(z[:C]) * sigmoid(z[C:]) when gated
+    x'   = x + 1x1(a)                      # residual path to the next layer
+    head += a                              # skip path to the array's head
+
+A layer array rechannels its input (1x1, no bias), runs its layers, and projects the summed
+skip path with ``head_rechannel`` (1x1); the next array starts its skip sum from that output.
+The model output is ``head_scale * head`` of the last array. The condition ``c`` is the dry
+input, with the knob values appended as extra constant channels (with no knobs the maths is
+NAM's, so ``.nam`` export is exact).
+
+Streaming state: for every layer, the last ``(kernel_size - 1) * dilation`` samples of that
+layer's input. The offline ``forward`` is ``step`` from a zero state, which is the same as
+causal zero padding at every layer (what NAM's C++ core does on its first buffer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from fxclone.models.base import EffectModel, State, broadcast_knobs, config_from_dict
+
+_ACTIVATIONS = {"Tanh": nn.Tanh, "ReLU": nn.ReLU, "Hardtanh": nn.Hardtanh, "Sigmoid": nn.Sigmoid}
+
+
+@dataclass(frozen=True)
+class LayerArrayConfig:
+    """One NAM layer array. ``input_size`` and ``condition_size`` are derived, not set."""
+
+    channels: int
+    head_size: int
+    kernel_size: int = 3
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+    activation: str = "Tanh"
+    gated: bool = False
+    head_bias: bool = False
+
+    def __post_init__(self) -> None:
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} not in {sorted(_ACTIVATIONS)}")
+        if self.channels < 1 or self.head_size < 1 or self.kernel_size < 1:
+            raise ValueError("channels, head_size and kernel_size must be positive")
+        if not self.dilations or min(self.dilations) < 1:
+            raise ValueError("dilations must be a non-empty list of positive integers")
+
+
+def _standard_arrays() -> tuple[LayerArrayConfig, ...]:
+    return (
+        LayerArrayConfig(channels=16, head_size=8, head_bias=False),
+        LayerArrayConfig(channels=8, head_size=1, head_bias=True),
+    )
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    """NAM WaveNet: a list of layer arrays and the output scale (standard preset by default)."""
+
+    layers: tuple[LayerArrayConfig, ...] = field(default_factory=_standard_arrays)
+    head_scale: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("a WaveNet needs at least one layer array")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WaveNetConfig:
+        data = dict(data)
+        if "layers" in data:
+            data["layers"] = tuple(
+                a if isinstance(a, LayerArrayConfig) else config_from_dict(LayerArrayConfig, a, "layer array")
+                for a in data["layers"]
+            )
+        return config_from_dict(cls, data, "WaveNet config")
+
+
+class _Layer(nn.Module):
+    def __init__(self, condition_size: int, channels: int, kernel_size: int, dilation: int,
+                 activation: str, gated: bool) -> None:
+        super().__init__()
+        mid = 2 * channels if gated else channels
+        self.conv = nn.Conv1d(channels, mid, kernel_size, dilation=dilation)
+        self.input_mixer = nn.Conv1d(condition_size, mid, 1, bias=False)
+        self.layer1x1 = nn.Conv1d(channels, channels, 1)
+        self.activation = _ACTIVATIONS[activation]()
+        self.gated = gated
+        self.channels = channels
+        self.pad = (kernel_size - 1) * dilation
+
+    def forward(self, x: Tensor, cond: Tensor, past: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, C, T) layer input; cond: (B, Dc, T); past: (B, C, pad) previous inputs."""
+        full = torch.cat([past, x], dim=2) if self.pad else x
+        z = self.conv(full) + self.input_mixer(cond)
+        if self.gated:
+            a = self.activation(z[:, : self.channels]) * torch.sigmoid(z[:, self.channels :])
+        else:
+            a = self.activation(z)
+        new_past = full[:, :, full.shape[2] - self.pad :] if self.pad else past
+        return x + self.layer1x1(a), a, new_past
+
+
+class _LayerArray(nn.Module):
+    def __init__(self, cfg: LayerArrayConfig, input_size: int, condition_size: int) -> None:
+        super().__init__()
+        self.rechannel = nn.Conv1d(input_size, cfg.channels, 1, bias=False)
+        self.layers = nn.ModuleList(
+            _Layer(condition_size, cfg.channels, cfg.kernel_size, d, cfg.activation, cfg.gated)
+            for d in cfg.dilations
+        )
+        self.head_rechannel = nn.Conv1d(cfg.channels, cfg.head_size, 1, bias=cfg.head_bias)
+        self.receptive_field = 1 + (cfg.kernel_size - 1) * sum(cfg.dilations)
+
+
+class WaveNet(EffectModel):
+    """Neural Amp Modeler's WaveNet (layer arrays, gated or not, head_scale), streamable."""
+
+    family = "wavenet"
+    config_class = WaveNetConfig
+
+    def __init__(self, config: WaveNetConfig, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config, **kwargs)
+        condition_size = self.channels + self.n_knobs
+        arrays = []
+        input_size = self.channels
+        for i, cfg in enumerate(config.layers):
+            last = i == len(config.layers) - 1
+            if last and cfg.head_size != self.channels:
+                raise ValueError(
+                    f"the last layer array's head_size ({cfg.head_size}) must equal the audio "
+                    f"channel count ({self.channels})"
+                )
+            if i > 0 and config.layers[i - 1].head_size != cfg.channels:
+                raise ValueError("each layer array's channels must equal the previous head_size")
+            arrays.append(_LayerArray(cfg, input_size, condition_size))
+            input_size = cfg.channels
+        self.arrays = nn.ModuleList(arrays)
+        self.head_scale = float(config.head_scale)
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + sum(a.receptive_field - 1 for a in self.arrays)  # type: ignore[operator]
+
+    def _layers(self) -> list[_Layer]:
+        return [layer for a in self.arrays for layer in a.layers]  # type: ignore[union-attr]
+
+    def init_state(self, batch_size: int) -> State:
+        p = next(self.parameters())
+        return tuple(
+            torch.zeros(batch_size, layer.channels, layer.pad, dtype=p.dtype, device=p.device)
+            for layer in self._layers()
+        )
+
+    def step(self, x: Tensor, knobs: Tensor, state: State) -> tuple[Tensor, State]:
+        cond = torch.cat([x, broadcast_knobs(knobs, x.shape[2])], dim=1) if self.n_knobs else x
+        new_state: list[Tensor] = []
+        y = x
+        head: Tensor | None = None
+        i = 0
+        for array in self.arrays:
+            h = array.rechannel(y)
+            for layer in array.layers:
+                h, a, past = layer(h, cond, state[i])
+                new_state.append(past)
+                head = a if head is None else head + a
+                i += 1
+            head = array.head_rechannel(head)
+            y = h
+        assert head is not None
+        return self.head_scale * head, tuple(new_state)

@@ -1,0 +1,170 @@
+"""Block-by-block processing of any registered model, and file-to-file streaming.
+
+:class:`StreamProcessor` keeps a model's explicit state between calls, so audio of any length
+goes through in blocks of any size with the same result as one offline pass. ``apply_file``
+streams a file from disk to disk with bounded memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from fxclone.audio import atomic_path, audio_info
+from fxclone.errors import FxcloneError
+from fxclone.models.base import EffectModel
+
+Progress = Callable[[int, int], None]
+
+
+def knob_tensor(model: EffectModel, values: Mapping[str, float] | None, batch: int = 1) -> torch.Tensor:
+    """Normalised ``(batch, n_knobs)`` tensor from knob values in their units.
+
+    Missing knobs take the middle of their range; unknown names and out-of-range values are
+    refused with the valid names and ranges.
+    """
+    values = dict(values or {})
+    unknown = sorted(set(values) - {k.name for k in model.knobs})
+    if unknown:
+        valid = ", ".join(k.name for k in model.knobs) or "none (this model has no knobs)"
+        raise FxcloneError(f"unknown knob(s) {', '.join(unknown)}; this model's knobs: {valid}")
+    row = []
+    for k in model.knobs:
+        v = values.get(k.name)
+        if v is None:
+            row.append(0.5)
+            continue
+        if not (min(k.minimum, k.maximum) <= v <= max(k.minimum, k.maximum)):
+            raise FxcloneError(
+                f"knob {k.name}={v:g} is outside its range {k.minimum:g}..{k.maximum:g} {k.unit}"
+            )
+        row.append(k.normalise(v))
+    return torch.tensor([row] * batch, dtype=torch.float32).reshape(batch, model.n_knobs)
+
+
+class StreamProcessor:
+    """Runs a model on consecutive blocks; ``process`` may be called with any block size.
+
+    A mono model given multi-channel audio processes each channel as its own stream
+    (the channels become the batch).
+    """
+
+    def __init__(
+        self, model: EffectModel, knobs: Mapping[str, float] | None = None, channels: int = 1
+    ) -> None:
+        self.model = model.eval()
+        self.channels = channels
+        self.per_channel = model.channels == 1 and channels > 1
+        if not self.per_channel and channels != model.channels:
+            raise FxcloneError(
+                f"the model expects {model.channels} channel(s) but the audio has {channels}; "
+                "convert the audio or use a model trained on that channel count"
+            )
+        self.batch = channels if self.per_channel else 1
+        self.knobs = knob_tensor(model, knobs, self.batch)
+        self.state = model.init_state(self.batch)
+
+    @property
+    def latency_samples(self) -> int:
+        return self.model.latency_samples
+
+    def reset(self) -> None:
+        self.state = self.model.init_state(self.batch)
+
+    @torch.inference_mode()
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """``block``: float32 ``(channels, samples)`` -> model output of the same shape."""
+        if block.shape[1] == 0:
+            return block.astype(np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
+        x = x[:, None, :] if self.per_channel else x[None]
+        y, self.state = self.model.step(x, self.knobs, self.state)
+        y = y[:, 0, :] if self.per_channel else y[0]
+        return y.numpy()
+
+
+def process_array(
+    model: EffectModel,
+    audio: np.ndarray,
+    knobs: Mapping[str, float] | None = None,
+    block_size: int = 65536,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Run ``model`` over a whole ``(channels, samples)`` array in blocks, latency removed."""
+    proc = StreamProcessor(model, knobs, channels=audio.shape[0])
+    lat = proc.latency_samples
+    padded = np.concatenate([audio, np.zeros((audio.shape[0], lat), np.float32)], axis=1)
+    out = []
+    total = padded.shape[1]
+    for start in range(0, total, block_size):
+        out.append(proc.process(padded[:, start : start + block_size]))
+        if progress:
+            progress(min(start + block_size, total), total)
+    y = np.concatenate(out, axis=1) if out else np.zeros_like(padded)
+    return np.ascontiguousarray(y[:, lat:], dtype=np.float32)
+
+
+def apply_file(
+    model: EffectModel,
+    in_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    knobs: Mapping[str, float] | None = None,
+    block_size: int = 8192,
+    progress: Progress | None = None,
+) -> Path:
+    """Stream ``in_path`` through ``model`` into ``out_path`` (32-bit float WAV), block by block.
+
+    Memory stays bounded whatever the file length. The input must be at the model's sample
+    rate or is resampled on the fly (soxr, streaming). The output is written to a temporary
+    file and renamed when complete, so a failure leaves no partial file.
+    """
+    src, dst = Path(in_path), Path(out_path)
+    if src.resolve() == dst.resolve():
+        raise FxcloneError(f"{dst} is also the input file; choose another output path")
+    sr, channels, frames = audio_info(src)
+    if frames < 2:
+        raise FxcloneError(f"{src} holds only {frames} sample(s); give a longer recording")
+    proc = StreamProcessor(model, knobs, channels=channels)
+    lat = proc.latency_samples
+    out_sr = model.sample_rate
+    up = None
+    if sr != out_sr:  # the output stays at the model's rate
+        import soxr
+
+        up = soxr.ResampleStream(sr, out_sr, channels, dtype="float32", quality="VHQ")
+    expected = int(round(frames * out_sr / sr))
+    written = 0
+    to_skip = lat
+    with atomic_path(dst) as tmp, sf.SoundFile(src) as fin, sf.SoundFile(
+        tmp, "w", samplerate=out_sr, channels=channels, subtype="FLOAT", format="WAV"
+    ) as fout:
+        done = 0
+        while True:
+            data = fin.read(block_size, dtype="float32", always_2d=True)
+            last = data.shape[0] < block_size
+            if not np.all(np.isfinite(data)):
+                raise FxcloneError(f"{src} contains NaN/Inf samples; re-export it")
+            block = data
+            if up is not None:
+                block = up.resample_chunk(data, last=last)
+            y = proc.process(np.ascontiguousarray(block.T))
+            if last and lat:
+                tail = proc.process(np.zeros((channels, lat), np.float32))
+                y = np.concatenate([y, tail], axis=1)
+            if to_skip:
+                cut = min(to_skip, y.shape[1])
+                y, to_skip = y[:, cut:], to_skip - cut
+            y = y[:, : max(0, expected - written)]
+            fout.write(y.T)
+            written += y.shape[1]
+            done += data.shape[0]
+            if progress:
+                progress(done, frames)
+            if last:
+                break
+    return dst
