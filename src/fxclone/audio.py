@@ -143,6 +143,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp makes owner-only files; give the result the usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, p)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -164,7 +168,9 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, audio.shape[0]).T)
 
 
-def loudness_normalise(audio: np.ndarray, sample_rate: int, target_lufs: float = -18.0) -> np.ndarray:
+def loudness_normalise(
+    audio: np.ndarray, sample_rate: int, target_lufs: float = -18.0
+) -> np.ndarray:
     """Scale audio to an integrated loudness (ITU-R BS.1770, pyloudnorm), peak-limited to 0.99."""
     import pyloudnorm as pyln
 

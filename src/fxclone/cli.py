@@ -72,8 +72,11 @@ def generate(
     from fxclone.journey import generate as run
 
     settings: dict[str, Any] = {
-        "seed": seed, "sample_rate": sample_rate, "train_seconds": train_seconds,
-        "val_seconds": val_seconds, "test_seconds": test_seconds,
+        "seed": seed,
+        "sample_rate": sample_rate,
+        "train_seconds": train_seconds,
+        "val_seconds": val_seconds,
+        "test_seconds": test_seconds,
         "from_dir": str(from_dir) if from_dir else None,
     }
     settings.update(_load_json(config))
@@ -108,8 +111,9 @@ def effects() -> None:
     for fx in list_effects():
         table.add_row(f"[bold]{fx.name}", "", "", "", "", fx.description)
         for k in fx.knobs:
-            table.add_row("", k.name, k.unit, f"{k.minimum:g}..{k.maximum:g}", f"{k.default:g}",
-                          k.description)
+            table.add_row(
+                "", k.name, k.unit, f"{k.minimum:g}..{k.maximum:g}", f"{k.default:g}", k.description
+            )
     out.print(table)
 
 
@@ -125,15 +129,23 @@ def models() -> None:
         m = create_model(name, sample_rate=48000)
         rf = f"{m.receptive_field} samples" if m.receptive_field > 0 else "unbounded (recurrent)"
         label = f"{name} (default)" if name == DEFAULT_MODEL else name
-        table.add_row(label, preset.family, f"{m.num_parameters():,}", rf,
-                      f"{m.latency_samples} samples", preset.description)
+        table.add_row(
+            label,
+            preset.family,
+            f"{m.num_parameters():,}",
+            rf,
+            f"{m.latency_samples} samples",
+            preset.description,
+        )
     out.print(table)
 
 
 @app.command()
 def train(
     dataset: Annotated[Path, typer.Argument(help="Rendered dataset folder.")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (.safetensors).")],
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Model file to write (.safetensors).")
+    ],
     model: Annotated[str | None, typer.Option(help="Model preset (see `fxclone models`).")] = None,
     minutes: Annotated[float | None, typer.Option(help="Wall-time budget in minutes.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum number of epochs.")] = None,
@@ -141,8 +153,12 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of training settings.")] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Checkpoint folder (default OUT.run).")] = None,
-    fresh: Annotated[bool, typer.Option(help="Ignore existing checkpoints and start over.")] = False,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoint folder (default OUT.run).")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option(help="Ignore existing checkpoints and start over.")
+    ] = False,
     accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
 ) -> None:
     """Train a model on a rendered dataset (resumes from checkpoints when re-run)."""
@@ -150,13 +166,25 @@ def train(
     from fxclone.training import TrainConfig
 
     settings = _load_json(config)
-    for key, value in (("model", model), ("max_minutes", minutes), ("max_epochs", epochs),
-                       ("batch_size", batch_size), ("learning_rate", lr), ("seed", seed),
-                       ("accelerator", accelerator)):
+    for key, value in (
+        ("model", model),
+        ("max_minutes", minutes),
+        ("max_epochs", epochs),
+        ("batch_size", batch_size),
+        ("learning_rate", lr),
+        ("seed", seed),
+        ("accelerator", accelerator),
+    ):
         if value is not None:
             settings[key] = value
-    summary = run(dataset, out_path, TrainConfig.from_dict(settings), run_dir=run_dir, fresh=fresh,
-                  progress=sys.stderr.isatty())
+    summary = run(
+        dataset,
+        out_path,
+        TrainConfig.from_dict(settings),
+        run_dir=run_dir,
+        fresh=fresh,
+        progress=sys.stderr.isatty(),
+    )
     out.print(
         f"wrote {out_path}: best validation ESR {summary['best_val_esr']:.4g} after "
         f"{summary['epochs']} epoch(s), {summary['train_seconds']:.0f} s"
@@ -211,8 +239,13 @@ def demo(
     """The whole journey on the built-in distortion, on CPU, in minutes."""
     from fxclone.journey import demo as run
 
-    metrics = run(out_dir, minutes=minutes, seed=seed, progress=sys.stderr.isatty(),
-                  announce=lambda m: out.print(f"[bold cyan]{m}"))
+    metrics = run(
+        out_dir,
+        minutes=minutes,
+        seed=seed,
+        progress=sys.stderr.isatty(),
+        announce=lambda m: out.print(f"[bold cyan]{m}"),
+    )
     _print_metrics(metrics)
     out.print(f"wrote {out_dir / 'metrics.json'}")
 
@@ -222,10 +255,15 @@ def _print_metrics(m: dict[str, Any]) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
-        ("model ESR", "esr"), ("model ESR, pre-emphasised", "esr_pre_emph"), ("model MAE", "mae"),
-        ("model MRSTFT distance", "mrstft"), ("baseline ESR: best linear FIR", "esr_linear"),
-        ("baseline ESR: best static waveshaper", "esr_static"), ("ESR of the dry signal", "esr_dry"),
-        ("training time (s)", "train_seconds"), ("apply real-time factor", "apply_realtime_factor"),
+        ("model ESR", "esr"),
+        ("model ESR, pre-emphasised", "esr_pre_emph"),
+        ("model MAE", "mae"),
+        ("model MRSTFT distance", "mrstft"),
+        ("baseline ESR: best linear FIR", "esr_linear"),
+        ("baseline ESR: best static waveshaper", "esr_static"),
+        ("ESR of the dry signal", "esr_dry"),
+        ("training time (s)", "train_seconds"),
+        ("apply real-time factor", "apply_realtime_factor"),
     ]
     for label, key in rows:
         if key in m:

@@ -71,7 +71,9 @@ def _knob_specs(info: Any, pairs: Sequence[Any]) -> tuple[KnobSpec, ...]:
     return tuple(specs)
 
 
-def _items(pairs: Sequence[Any], specs: Sequence[KnobSpec]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _items(
+    pairs: Sequence[Any], specs: Sequence[KnobSpec]
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     out = []
     for p in pairs:
         vec = np.array([s.normalise(float(p.knobs[s.name])) for s in specs], np.float32)
@@ -104,21 +106,33 @@ def train(
         config = TrainConfig.from_dict(config)
     out = Path(out_path)
     if out.is_dir():
-        raise FxcloneError(f"{out} is a folder; give a file name such as {out / 'model.safetensors'}")
+        raise FxcloneError(
+            f"{out} is a folder; give a file name such as {out / 'model.safetensors'}"
+        )
     info = load_dataset(dataset_dir)
     train_pairs = load_pairs(info, "train")
     val_pairs = load_pairs(info, "val")
     if not train_pairs:
-        raise FxcloneError(f"{info.path} has no training items; regenerate it with train_seconds > 0")
+        raise FxcloneError(
+            f"{info.path} has no training items; regenerate it with train_seconds > 0"
+        )
     specs = _knob_specs(info, train_pairs)
     torch.manual_seed(config.seed)
     model = create_model(
-        config.model, sample_rate=info.sample_rate, knobs=specs, channels=train_pairs[0].dry.shape[0]
+        config.model,
+        sample_rate=info.sample_rate,
+        knobs=specs,
+        channels=train_pairs[0].dry.shape[0],
     )
     run = Path(run_dir) if run_dir is not None else out.with_name(out.name + ".run")
     result = fit(
-        model, _items(train_pairs, specs), _items(val_pairs, specs), config, run,
-        resume=not fresh, progress=progress,
+        model,
+        _items(train_pairs, specs),
+        _items(val_pairs, specs),
+        config,
+        run,
+        resume=not fresh,
+        progress=progress,
     )
     summary = {
         "model": config.model,
@@ -265,11 +279,15 @@ def demo(
     summary = train(data, out / "model.safetensors", config, fresh=True, progress=progress)
     train_seconds = time.time() - t0
     announce("4/5 evaluate: test split (unseen material) against linear and static baselines")
-    metrics = evaluate(out / "model.safetensors", data, out / "eval", progress=_bar(progress, "evaluate"))
+    metrics = evaluate(
+        out / "model.safetensors", data, out / "eval", progress=_bar(progress, "evaluate")
+    )
     announce("5/5 apply: stream the test dry signal through the model")
     test_dry = out / "eval" / "test_dry.wav"
     t1 = time.time()
-    apply(out / "model.safetensors", test_dry, out / "applied.wav", progress=_bar(progress, "apply"))
+    apply(
+        out / "model.safetensors", test_dry, out / "applied.wav", progress=_bar(progress, "apply")
+    )
     apply_seconds = time.time() - t1
     metrics = {
         **metrics,

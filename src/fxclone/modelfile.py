@@ -41,7 +41,9 @@ class LoadedModel:
     path: Path | None = None
 
 
-def reference_input(sample_rate: int, channels: int, samples: int = REFERENCE_SAMPLES) -> torch.Tensor:
+def reference_input(
+    sample_rate: int, channels: int, samples: int = REFERENCE_SAMPLES
+) -> torch.Tensor:
     """A deterministic probe ``(1, channels, samples)``: a rising chirp over seeded noise."""
     t = np.arange(samples) / sample_rate
     f0, f1 = 60.0, min(6000.0, 0.4 * sample_rate)

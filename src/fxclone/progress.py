@@ -19,8 +19,12 @@ def progress_callback(label: str) -> Callable[[int, int], None]:
     if not sys.stderr.isatty():
         return lambda done, total: None
     bar = Progress(
-        TextColumn(f"[bold]{label}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-        console=_console, transient=True,
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=_console,
+        transient=True,
     )
     task = None
 

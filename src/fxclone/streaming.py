@@ -22,7 +22,9 @@ from fxclone.models.base import EffectModel
 Progress = Callable[[int, int], None]
 
 
-def knob_tensor(model: EffectModel, values: Mapping[str, float] | None, batch: int = 1) -> torch.Tensor:
+def knob_tensor(
+    model: EffectModel, values: Mapping[str, float] | None, batch: int = 1
+) -> torch.Tensor:
     """Normalised ``(batch, n_knobs)`` tensor from knob values in their units.
 
     Missing knobs take the middle of their range; unknown names and out-of-range values are
@@ -140,9 +142,13 @@ def apply_file(
     expected = int(round(frames * out_sr / sr))
     written = 0
     to_skip = lat
-    with atomic_path(dst) as tmp, sf.SoundFile(src) as fin, sf.SoundFile(
-        tmp, "w", samplerate=out_sr, channels=channels, subtype="FLOAT", format="WAV"
-    ) as fout:
+    with (
+        atomic_path(dst) as tmp,
+        sf.SoundFile(src) as fin,
+        sf.SoundFile(
+            tmp, "w", samplerate=out_sr, channels=channels, subtype="FLOAT", format="WAV"
+        ) as fout,
+    ):
         done = 0
         while True:
             data = fin.read(block_size, dtype="float32", always_2d=True)

@@ -93,7 +93,7 @@ class WindowDataset(Dataset):
         self.knobs: list[Tensor] = []
         self.index: list[tuple[int, int]] = []
         hop = max(1, segment // 2)
-        for i, (dry, wet, knobs) in enumerate(items):
+        for dry, wet, knobs in items:
             if dry.shape[1] < segment:
                 continue
             pad = np.zeros((dry.shape[0], warmup), np.float32)
@@ -227,21 +227,35 @@ def fit(
         for d, w, k in val_items
     ]
     if not val:
-        raise FxcloneError("the dataset has no validation items; regenerate it with val_seconds > 0")
+        raise FxcloneError(
+            "the dataset has no validation items; regenerate it with val_seconds > 0"
+        )
 
     _quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = _lightning_module(model, config, warm, val)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(
-        data, batch_size=config.batch_size, shuffle=data.length == len(data.index),
-        generator=generator, num_workers=0, drop_last=False,
+        data,
+        batch_size=config.batch_size,
+        shuffle=data.length == len(data.index),
+        generator=generator,
+        num_workers=0,
+        drop_last=False,
     )
     best = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val_esr", mode="min", save_top_k=1,
-        save_last=True, enable_version_counter=False,
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val_esr",
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
     )
-    callbacks: list[Any] = [best, EarlyStopping(monitor="val_esr", mode="min", patience=config.patience)]
+    callbacks: list[Any] = [
+        best,
+        EarlyStopping(monitor="val_esr", mode="min", patience=config.patience),
+    ]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
 

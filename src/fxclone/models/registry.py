@@ -49,17 +49,33 @@ def _nam_small(channels: int, head: int) -> WaveNetConfig:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("wavenet-standard", "wavenet", WaveNetConfig(),
-               "NAM standard WaveNet: 16/8 channels, kernel 3, dilations 1..512 twice"),
+        Preset(
+            "wavenet-standard",
+            "wavenet",
+            WaveNetConfig(),
+            "NAM standard WaveNet: 16/8 channels, kernel 3, dilations 1..512 twice",
+        ),
         Preset("wavenet-lite", "wavenet", _nam_small(12, 6), "NAM lite WaveNet: 12/6 channels"),
         Preset("wavenet-feather", "wavenet", _nam_small(8, 4), "NAM feather WaveNet: 8/4 channels"),
         Preset("wavenet-nano", "wavenet", _nam_small(4, 2), "NAM nano WaveNet: 4/2 channels"),
-        Preset("lstm", "rnn", RNNConfig(cell="lstm", hidden_size=32, skip=True),
-               "Wright et al. LSTM, 32 units, input skip"),
-        Preset("gru", "rnn", RNNConfig(cell="gru", hidden_size=32, skip=True),
-               "GRU, 32 units, input skip"),
-        Preset("nam-lstm", "rnn", RNNConfig(cell="lstm", hidden_size=24, num_layers=1, skip=False),
-               "NAM standard LSTM: 1 layer of 24 units, linear head, no skip"),
+        Preset(
+            "lstm",
+            "rnn",
+            RNNConfig(cell="lstm", hidden_size=32, skip=True),
+            "Wright et al. LSTM, 32 units, input skip",
+        ),
+        Preset(
+            "gru",
+            "rnn",
+            RNNConfig(cell="gru", hidden_size=32, skip=True),
+            "GRU, 32 units, input skip",
+        ),
+        Preset(
+            "nam-lstm",
+            "rnn",
+            RNNConfig(cell="lstm", hidden_size=24, num_layers=1, skip=False),
+            "NAM standard LSTM: 1 layer of 24 units, linear head, no skip",
+        ),
     )
 }
 
@@ -96,7 +112,9 @@ def create_model(
     if overrides:
         merged = {**_as_mapping(config), **overrides}
         config = config_from_mapping(preset.family, merged)
-    return build_model(preset.family, config, sample_rate=sample_rate, knobs=knobs, channels=channels)
+    return build_model(
+        preset.family, config, sample_rate=sample_rate, knobs=knobs, channels=channels
+    )
 
 
 def build_model(

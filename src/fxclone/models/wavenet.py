@@ -74,15 +74,24 @@ class WaveNetConfig:
         data = dict(data)
         if "layers" in data:
             data["layers"] = tuple(
-                a if isinstance(a, LayerArrayConfig) else config_from_dict(LayerArrayConfig, a, "layer array")
+                a
+                if isinstance(a, LayerArrayConfig)
+                else config_from_dict(LayerArrayConfig, a, "layer array")
                 for a in data["layers"]
             )
         return config_from_dict(cls, data, "WaveNet config")
 
 
 class _Layer(nn.Module):
-    def __init__(self, condition_size: int, channels: int, kernel_size: int, dilation: int,
-                 activation: str, gated: bool) -> None:
+    def __init__(
+        self,
+        condition_size: int,
+        channels: int,
+        kernel_size: int,
+        dilation: int,
+        activation: str,
+        gated: bool,
+    ) -> None:
         super().__init__()
         mid = 2 * channels if gated else channels
         self.conv = nn.Conv1d(channels, mid, kernel_size, dilation=dilation)
