@@ -118,9 +118,42 @@ def write_audio(
         arr = arr[None, :]
     if p.suffix.lower() == ".flac" and subtype == "FLOAT":
         subtype = "PCM_24"
-    with atomic_path(p) as tmp:
-        sf.write(str(tmp), arr.T, int(sample_rate), subtype=subtype, format=_format(p))
+    with (
+        atomic_path(p) as tmp,
+        open_writer(tmp, sample_rate, arr.shape[0], subtype, _format(p)) as f,
+    ):
+        f.write(arr.T)
     return p
+
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def open_writer(
+    path: str | os.PathLike[str],
+    sample_rate: int,
+    channels: int,
+    subtype: str = "FLOAT",
+    file_format: str = "WAV",
+) -> sf.SoundFile:
+    """Open an audio file for writing, deterministically.
+
+    libsndfile adds a PEAK chunk with a timestamp to float WAVs, so the same audio would give
+    different bytes on every run; it is switched off here.
+    """
+    f = sf.SoundFile(
+        str(path),
+        "w",
+        samplerate=int(sample_rate),
+        channels=channels,
+        subtype=subtype,
+        format=file_format,
+    )
+    try:
+        sf._snd.sf_command(f._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)  # noqa: SLF001
+    except AttributeError:  # a soundfile without these internals still writes valid files
+        pass
+    return f
 
 
 def _format(p: Path) -> str:

@@ -233,7 +233,8 @@ def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything.")] = Path(
         "demo_out"
     ),
-    minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 7.0,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 12,
+    minutes: Annotated[float, typer.Option(help="Cap on training time in minutes.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """The whole journey on the built-in distortion, on CPU, in minutes."""
@@ -241,6 +242,7 @@ def demo(
 
     metrics = run(
         out_dir,
+        epochs=epochs,
         minutes=minutes,
         seed=seed,
         progress=sys.stderr.isatty(),

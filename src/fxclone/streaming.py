@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from fxclone.audio import atomic_path, audio_info
+from fxclone.audio import atomic_path, audio_info, open_writer
 from fxclone.errors import FxcloneError
 from fxclone.models.base import EffectModel
 
@@ -145,9 +145,7 @@ def apply_file(
     with (
         atomic_path(dst) as tmp,
         sf.SoundFile(src) as fin,
-        sf.SoundFile(
-            tmp, "w", samplerate=out_sr, channels=channels, subtype="FLOAT", format="WAV"
-        ) as fout,
+        open_writer(tmp, out_sr, channels) as fout,
     ):
         done = 0
         while True:

@@ -31,6 +31,7 @@ from fxclone.models.base import EffectModel, config_from_dict
 from fxclone.models.registry import DEFAULT_MODEL
 
 RECURRENT_BURN_IN = 2048
+_STOPPING = ("max_epochs", "max_minutes", "patience", "accelerator", "devices")
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,14 @@ class TrainConfig:
     """Everything that decides the trained weights (with the dataset)."""
 
     model: str = DEFAULT_MODEL
-    batch_size: int = 16
-    segment_samples: int = 8192
-    learning_rate: float = 4e-3
+    batch_size: int = 8
+    segment_samples: int = 16384
+    learning_rate: float = 3e-3
     lr_decay: float = 0.993  # ExponentialLR gamma, per epoch
-    pre_emphasis: float = 0.95
-    mrstft_weight: float = 0.0
+    esr_weight: float = 1.0  # loss = esr_weight * ESR + pre_emph_weight * ESR(pre-emphasised)
+    pre_emph_weight: float = 1.0
+    pre_emphasis: float = 0.95  # first-order pre-emphasis coefficient
+    mrstft_weight: float = 0.0  # + mrstft_weight * multi-resolution STFT distance
     max_epochs: int = 1000
     max_minutes: float | None = None
     patience: int = 20  # epochs without a better validation ESR before stopping
@@ -129,7 +132,12 @@ def _lightning_module(model: EffectModel, config: TrainConfig, warmup: int, val_
         def __init__(self) -> None:
             super().__init__()
             self.model = model
-            self.loss = TrainingLoss(config.pre_emphasis, config.mrstft_weight)
+            self.loss = TrainingLoss(
+                config.esr_weight,
+                config.pre_emph_weight,
+                config.pre_emphasis,
+                config.mrstft_weight,
+            )
             self.val_esr = ESRLoss()
 
         def training_step(self, batch: tuple[Tensor, Tensor, Tensor], _: int) -> Tensor:
@@ -197,9 +205,9 @@ def fit(
 
     run = Path(run_dir)
     ckpt_dir = run / "checkpoints"
-    signature = json.dumps(
-        {"train": dataclasses.asdict(config), "model": model.describe()}, sort_keys=True
-    )
+    # Stopping rules may change between sittings (train longer); anything else may not.
+    recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in _STOPPING}
+    signature = json.dumps({"train": recipe, "model": model.describe()}, sort_keys=True)
     last = ckpt_dir / "last.ckpt"
     resumed = False
     if last.exists() and resume:
