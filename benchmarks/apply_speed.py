@@ -43,7 +43,8 @@ def main() -> None:
     print("| model | parameters | real-time factor |")
     print("|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        src = write_audio(Path(tmp) / "in.wav", synth_track(7, SR, args.seconds, TEST_MIX)[None], SR)
+        dry = synth_track(7, SR, args.seconds, TEST_MIX)[None]
+        src = write_audio(Path(tmp) / "in.wav", dry, SR)
         for name in args.models:
             torch.manual_seed(0)
             model = create_model(name, sample_rate=SR).eval()
