@@ -59,11 +59,11 @@ def test_training_reduces_validation_error(data: Path, tmp_path: Path) -> None:
     summary = train(
         data,
         tmp_path / "m.safetensors",
-        {**TINY, "model": "lstm", "max_epochs": 6},
+        {**TINY, "model": "lstm", "windows_per_epoch": 64, "max_epochs": 15, "learning_rate": 8e-3},
         progress=False,
     )
-    # A low-pass is linear and easy; an LSTM with skip starts near the dry signal (ESR ~ 0.3+).
-    assert summary["best_val_esr"] < 0.1
+    # The dry signal alone scores ESR ~1 against this low-pass; a learned model far less.
+    assert summary["best_val_esr"] < 0.05
 
 
 def test_resume_continues_from_checkpoint(data: Path, tmp_path: Path) -> None:
