@@ -1,0 +1,3 @@
+"""Built-in effects: modulation (registered on import)."""
+
+from __future__ import annotations
