@@ -392,3 +392,27 @@ def test_load_dataset_errors(rendered, tmp_path):
     (rendered / "manifest.json").write_text("{broken")
     with pytest.raises(FxcloneError, match="manifest.json is not valid JSON"):
         load_dataset(rendered)
+
+
+class RunningSum(Gain):
+    """A stateful stand-in: an integrator, so a restart per item would show."""
+
+    name = "runsum"
+
+    def render(self, dry, sample_rate, knobs=None):
+        from scipy.signal import lfilter
+
+        return lfilter([0.01], [1.0, -1.0], dry, axis=1).astype(np.float32)
+
+
+def test_render_runs_each_split_as_one_continuous_stream(small_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset, "_get_effect", lambda name: RunningSum())
+    out = tmp_path / "continuous"
+    render_dataset(small_dataset, "runsum", None, out_dir=out)
+    pairs = load_pairs(load_dataset(out), "train")
+    dry = np.concatenate([p.dry for p in pairs], axis=1)
+    wet = np.concatenate([p.wet for p in pairs], axis=1)
+    np.testing.assert_allclose(wet, RunningSum().render(dry, SR), atol=1e-6)
+    # Rendering the second item from rest would differ: its state carries the first item's tail.
+    restarted = RunningSum().render(pairs[1].dry, SR)
+    assert float(np.max(np.abs(restarted - pairs[1].wet))) > 1e-4

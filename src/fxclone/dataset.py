@@ -233,8 +233,10 @@ def render_dataset(
 ) -> Path:
     """Render every item's dry audio through a built-in effect; return the manifest path.
 
-    Each item is rendered on its own (the effect starts from rest), written to
-    ``wet/<id>.wav``, and the effect and its complete knob values go into the manifest.
+    The items of each split are rendered as one continuous stream in manifest order (an
+    effect's oscillators and tails run on across item boundaries, as in one long recording),
+    cut back into ``wet/<id>.wav`` files, and the effect and its complete knob values go into
+    the manifest.
     With ``out_dir`` a new dataset folder is written (manifest and dry files copied) and the
     source is left untouched. Knobs are validated before anything is written.
     """
@@ -253,18 +255,28 @@ def render_dataset(
         # manifest that vouches for a mix of old and new wet files.
         _write_manifest(target, _unrendered(manifest))
 
-    for done, item in enumerate(manifest["items"], start=1):
-        dry_path = info.path / item["dry"]
-        dry, _ = _read_item(dry_path, info.sample_rate)
-        wet = _render(effect, dry, info.sample_rate, resolved, dry_path)
-        if out_dir is not None:
-            with atomic_path(target / item["dry"]) as tmp:
-                shutil.copyfile(dry_path, tmp)
-        item["wet"] = f"wet/{item['id']}.wav"
-        item["knobs"] = resolved
-        write_audio(target / item["wet"], wet, info.sample_rate)
-        if progress is not None:
-            progress(done, len(manifest["items"]))
+    done = 0
+    for split in SPLITS:
+        items = [item for item in manifest["items"] if item["split"] == split]
+        if not items:
+            continue
+        paths = [info.path / item["dry"] for item in items]
+        dry = [_read_item(path, info.sample_rate)[0] for path in paths]
+        stream = np.concatenate(dry, axis=1)
+        wet = _render(effect, stream, info.sample_rate, resolved, info.path / f"dry ({split})")
+        start = 0
+        for item, path, piece in zip(items, paths, dry, strict=True):
+            if out_dir is not None:
+                with atomic_path(target / item["dry"]) as tmp:
+                    shutil.copyfile(path, tmp)
+            item["wet"] = f"wet/{item['id']}.wav"
+            item["knobs"] = resolved
+            end = start + piece.shape[1]
+            write_audio(target / item["wet"], wet[:, start:end], info.sample_rate)
+            start = end
+            done += 1
+            if progress is not None:
+                progress(done, len(manifest["items"]))
     manifest["effect"] = {"kind": "builtin", "name": effect.name, "knobs": resolved}
     return _write_manifest(target, manifest)
 
