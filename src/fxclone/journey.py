@@ -276,13 +276,9 @@ def demo(
     render(data, DEMO_EFFECT, None, progress=_bar(progress, "render"))
     # A fixed epoch count keeps the demo reproducible; the learning rate anneals over it
     # (x0.8 per epoch), and the time cap only matters on a machine much slower than 2 cores.
-    config = TrainConfig(
-        seed=seed,
-        max_epochs=epochs,
-        lr_decay=0.8,
-        max_minutes=minutes,
-        **({"model": model} if model else {}),
-    )
+    config = TrainConfig(seed=seed, max_epochs=epochs, lr_decay=0.8, max_minutes=minutes)
+    if model:
+        config = dataclasses.replace(config, model=model)
     announce(f"3/5 train: {config.model}, {epochs} epochs (at most {minutes:g} min) on CPU")
     t0 = time.time()
     summary = train(data, out / "model.safetensors", config, fresh=True, progress=progress)

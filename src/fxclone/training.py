@@ -311,9 +311,17 @@ def fit(
     )
 
 
+class _One(Dataset):
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
 def _single_batch() -> DataLoader:
     """A one-item loader: validation runs over whole files inside ``validation_step``."""
-    return DataLoader([0], batch_size=None)
+    return DataLoader(_One(), batch_size=None)
 
 
 def _csv_logger(run: Path) -> Any:

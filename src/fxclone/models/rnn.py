@@ -10,6 +10,7 @@ every sample. Streaming state: ``(h, c)`` for LSTM, ``(h,)`` for GRU, each
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -43,7 +44,7 @@ class RecurrentModel(EffectModel):
     family = "rnn"
     config_class = RNNConfig
 
-    def __init__(self, config: RNNConfig, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: RNNConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         rnn_class = nn.LSTM if config.cell == "lstm" else nn.GRU
         self.rnn = rnn_class(

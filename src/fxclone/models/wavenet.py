@@ -21,6 +21,7 @@ causal zero padding at every layer (what NAM's C++ core does on its first buffer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -118,10 +119,11 @@ class _LayerArray(nn.Module):
     def __init__(self, cfg: LayerArrayConfig, input_size: int, condition_size: int) -> None:
         super().__init__()
         self.rechannel = nn.Conv1d(input_size, cfg.channels, 1, bias=False)
-        self.layers = nn.ModuleList(
+        self.layers_list = [
             _Layer(condition_size, cfg.channels, cfg.kernel_size, d, cfg.activation, cfg.gated)
             for d in cfg.dilations
-        )
+        ]
+        self.layers = nn.ModuleList(self.layers_list)
         self.head_rechannel = nn.Conv1d(cfg.channels, cfg.head_size, 1, bias=cfg.head_bias)
         self.receptive_field = 1 + (cfg.kernel_size - 1) * sum(cfg.dilations)
 
@@ -132,10 +134,10 @@ class WaveNet(EffectModel):
     family = "wavenet"
     config_class = WaveNetConfig
 
-    def __init__(self, config: WaveNetConfig, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, config: WaveNetConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         condition_size = self.channels + self.n_knobs
-        arrays = []
+        arrays: list[_LayerArray] = []
         input_size = self.channels
         for i, cfg in enumerate(config.layers):
             last = i == len(config.layers) - 1
@@ -149,14 +151,15 @@ class WaveNet(EffectModel):
             arrays.append(_LayerArray(cfg, input_size, condition_size))
             input_size = cfg.channels
         self.arrays = nn.ModuleList(arrays)
+        self._array_list: list[_LayerArray] = arrays  # typed view of the same modules
         self.head_scale = float(config.head_scale)
 
     @property
     def receptive_field(self) -> int:
-        return 1 + sum(a.receptive_field - 1 for a in self.arrays)  # type: ignore[operator]
+        return 1 + sum(a.receptive_field - 1 for a in self._array_list)
 
     def _layers(self) -> list[_Layer]:
-        return [layer for a in self.arrays for layer in a.layers]  # type: ignore[union-attr]
+        return [layer for a in self._array_list for layer in a.layers_list]
 
     def init_state(self, batch_size: int) -> State:
         p = next(self.parameters())
@@ -171,9 +174,9 @@ class WaveNet(EffectModel):
         y = x
         head: Tensor | None = None
         i = 0
-        for array in self.arrays:
+        for array in self._array_list:
             h = array.rechannel(y)
-            for layer in array.layers:
+            for layer in array.layers_list:
                 h, a, past = layer(h, cond, state[i])
                 new_state.append(past)
                 head = a if head is None else head + a
