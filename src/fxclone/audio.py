@@ -8,11 +8,13 @@ an interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -154,6 +156,14 @@ def open_writer(
     except AttributeError:  # a soundfile without these internals still writes valid files
         pass
     return f
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically (keys sorted, so files diff cleanly)."""
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    return p
 
 
 def _format(p: Path) -> str:

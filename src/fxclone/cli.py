@@ -193,16 +193,89 @@ def train(
 
 @app.command()
 def evaluate(
-    model_path: Annotated[Path, typer.Argument(help="Saved model (.safetensors).")],
-    dataset: Annotated[Path, typer.Argument(help="Rendered dataset folder with a test split.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="One or more models (.safetensors), then the rendered dataset folder."),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics and plots.")],
+    report: Annotated[
+        bool, typer.Option(help="Also measure the effect and write a self-contained report.html.")
+    ] = False,
 ) -> None:
-    """Score a model on the test split; write metrics.json and plots."""
+    """Score models on the test split; write metrics.json, plots (and report.html)."""
     from fxclone.journey import evaluate as run
 
-    metrics = run(model_path, dataset, out_dir, progress=_bar("evaluate"))
-    _print_metrics(metrics)
-    out.print(f"wrote {out_dir / 'metrics.json'}")
+    if len(paths) < 2:
+        raise FxcloneError(
+            "give at least one model and the dataset folder: "
+            "fxclone evaluate MODEL... DATASET --out DIR"
+        )
+    metrics = run(paths[:-1], paths[-1], out_dir, report=report, progress=_bar("evaluate"))
+    if "models" in metrics:
+        for name, m in metrics["models"].items():
+            _print_metrics({**m, **{k: v for k, v in metrics.items() if k != "models"}}, name)
+    else:
+        _print_metrics(metrics)
+    out.print(f"wrote {out_dir / 'metrics.json'}" + (f" and {metrics['report']}" if report else ""))
+
+
+@app.command()
+def abx(
+    a: Annotated[Path, typer.Argument(help="First audio file, e.g. the target effect.")],
+    b: Annotated[Path, typer.Argument(help="Second audio file, e.g. the model's output.")],
+    out_json: Annotated[
+        Path, typer.Option("--out", "-o", help="Results file (resumed if present).")
+    ],
+    trials: Annotated[int, typer.Option(help="Number of trials.")] = 10,
+    seed: Annotated[int, typer.Option(help="Randomisation seed.")] = 0,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    no_browser: Annotated[bool, typer.Option(help="Do not open a browser.")] = False,
+) -> None:
+    """A blind ABX test in the browser: is X the first file or the second?"""
+    from fxclone.report.listening import AbxSession, serve
+
+    summary = serve(AbxSession(a, b, out_json, trials=trials, seed=seed), port, not no_browser)
+    if summary:
+        out.print(
+            f"{summary['correct']}/{summary['trials']} correct, one-sided binomial "
+            f"p = {summary['p_value']:.4g}; wrote {out_json}"
+        )
+
+
+@app.command()
+def mushra(
+    reference: Annotated[Path, typer.Argument(help="Reference audio, e.g. the target effect.")],
+    condition: Annotated[
+        list[str], typer.Option("--condition", "-c", help="NAME=FILE to rate (repeatable).")
+    ],
+    out_json: Annotated[
+        Path, typer.Option("--out", "-o", help="Results file (resumed if present).")
+    ],
+    screens: Annotated[int, typer.Option(help="Excerpts to rate, one per screen.")] = 2,
+    seed: Annotated[int, typer.Option(help="Randomisation seed.")] = 0,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    no_browser: Annotated[bool, typer.Option(help="Do not open a browser.")] = False,
+) -> None:
+    """A MUSHRA-style test (hidden reference and low-pass anchor) in the browser."""
+    from fxclone.report.listening import MushraSession, serve
+
+    conditions: dict[str, Path] = {}
+    for item in condition:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise FxcloneError(f"--condition {item!r} is malformed; use --condition NAME=FILE")
+        conditions[name] = Path(path)
+    session = MushraSession(reference, conditions, out_json, screens=screens, seed=seed)
+    summary = serve(session, port, not no_browser)
+    if summary:
+        table = Table(title="MUSHRA: mean and 95 % confidence interval (t-distribution)")
+        for col in ("condition", "mean", "95 % CI", "ratings"):
+            table.add_column(col)
+        for name, st in summary.items():
+            ci = f"{st['ci_low']:.1f}..{st['ci_high']:.1f}" if st.get("ci95") is not None else "-"
+            table.add_row(name, f"{st['mean']:.1f}", ci, str(st["n"]))
+        out.print(table)
+        out.print(f"wrote {out_json}")
 
 
 @app.command()
@@ -252,8 +325,9 @@ def demo(
     out.print(f"wrote {out_dir / 'metrics.json'}")
 
 
-def _print_metrics(m: dict[str, Any]) -> None:
-    table = Table(title="Test split (never trained on)")
+def _print_metrics(m: dict[str, Any], name: str | None = None) -> None:
+    title = "Test split (never trained on)" + (f": {name}" if name else "")
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [

@@ -6,7 +6,6 @@ The CLI is a thin layer over these; each can be called from Python with the same
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fxclone.audio import atomic_path
+from fxclone.audio import write_json
 from fxclone.errors import FxcloneError
 from fxclone.models.base import KnobSpec
 
@@ -146,81 +145,23 @@ def train(
 
 
 def evaluate(
-    model_path: PathLike,
+    model_paths: PathLike | Sequence[PathLike],
     dataset_dir: PathLike,
     out_dir: PathLike,
     *,
+    report: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Score a model on a dataset's test split; writes ``metrics.json``, plots and audio.
+    """Score one or more models on a dataset's test split; writes ``metrics.json`` and plots.
 
     Also fits two baselines on the training split and scores them on the test split:
-    ``esr_linear`` (best linear FIR) and ``esr_static`` (best memoryless waveshaper).
+    ``esr_linear`` (best linear FIR) and ``esr_static`` (best memoryless waveshaper). With
+    ``report``, adds measurements and a self-contained ``report.html`` comparing the models.
+    See :func:`fxclone.evaluation.evaluate_models`.
     """
-    from fxclone.audio import write_audio
-    from fxclone.baselines import baseline_scores
-    from fxclone.dataset import load_dataset, load_pairs
-    from fxclone.metrics import compute_metrics
-    from fxclone.modelfile import load_model
-    from fxclone.report.plots import plot_mel_spectrograms, plot_waveform_overlay
-    from fxclone.streaming import process_array
+    from fxclone.evaluation import evaluate_models
 
-    loaded = load_model(model_path)
-    model = loaded.model
-    info = load_dataset(dataset_dir)
-    if info.sample_rate != model.sample_rate:
-        raise FxcloneError(
-            f"{info.path} is at {info.sample_rate} Hz but {model_path} was trained at "
-            f"{model.sample_rate} Hz; evaluate on a dataset at the model's rate"
-        )
-    test = load_pairs(info, "test")
-    if not test:
-        raise FxcloneError(f"{info.path} has no test items; regenerate it with test_seconds > 0")
-    out = Path(out_dir)
-    t0 = time.time()
-    estimates = []
-    total = sum(p.dry.shape[1] for p in test)
-    done = 0
-    for p in test:
-        knobs = {k.name: float(p.knobs[k.name]) for k in model.knobs if k.name in (p.knobs or {})}
-        estimates.append(process_array(model, p.dry, knobs))
-        done += p.dry.shape[1]
-        if progress:
-            progress(done, total)
-    run_seconds = time.time() - t0
-    target = np.concatenate([p.wet for p in test], axis=1)
-    estimate = np.concatenate(estimates, axis=1)
-    dry = np.concatenate([p.dry for p in test], axis=1)
-    metrics: dict[str, Any] = compute_metrics(target, estimate, info.sample_rate)
-    train_pairs = load_pairs(info, "train")
-    metrics.update(
-        baseline_scores([(p.dry, p.wet) for p in train_pairs], [(p.dry, p.wet) for p in test])
-    )
-    metrics["esr_dry"] = float(np.sum((target - dry) ** 2) / max(float(np.sum(target**2)), 1e-12))
-    sr = info.sample_rate
-    result = {
-        **metrics,
-        "model": str(model_path),
-        "family": model.family,
-        "parameters": model.num_parameters(),
-        "dataset": str(info.path),
-        "test_seconds": round(target.shape[1] / sr, 2),
-        "realtime_factor_offline": round(target.shape[1] / sr / max(run_seconds, 1e-9), 1),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    n = min(target.shape[1], 10 * sr)
-    plot_mel_spectrograms(
-        out / "mel_spectrograms.png",
-        {"dry": dry[:, :n], "target": target[:, :n], "model": estimate[:, :n]},
-        sr,
-        title="Test audio: dry, target effect, model",
-    )
-    plot_waveform_overlay(out / "waveforms.png", target, estimate, sr, dry=dry)
-    write_audio(out / "test_model.wav", estimate, sr)
-    write_audio(out / "test_target.wav", target, sr)
-    write_audio(out / "test_dry.wav", dry, sr)
-    _write_json(out / "metrics.json", result)
-    return result
+    return evaluate_models(model_paths, dataset_dir, out_dir, report=report, progress=progress)
 
 
 def apply(
@@ -240,11 +181,6 @@ def apply(
         raise FxcloneError(f"--block-size {block_size} is out of range; use 1..1048576")
     model = load_model(model_path).model
     return apply_file(model, in_path, out_path, knobs, block_size=block_size, progress=progress)
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
 DEMO_EFFECT = "distortion"
@@ -285,7 +221,11 @@ def demo(
     train_seconds = time.time() - t0
     announce("4/5 evaluate: test split (unseen material) against linear and static baselines")
     metrics = evaluate(
-        out / "model.safetensors", data, out / "eval", progress=_bar(progress, "evaluate")
+        out / "model.safetensors",
+        data,
+        out / "eval",
+        report=True,
+        progress=_bar(progress, "evaluate"),
     )
     announce("5/5 apply: stream the test dry signal through the model")
     test_dry = out / "eval" / "test_dry.wav"
@@ -301,7 +241,7 @@ def demo(
         "best_val_esr": summary["best_val_esr"],
         "apply_realtime_factor": round(metrics["test_seconds"] / max(apply_seconds, 1e-9), 1),
     }
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     return metrics
 
 
