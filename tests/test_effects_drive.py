@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from fxclone.effects import get_effect
-from fxclone.effects.drive import _Cascade, _oversampled, cabinet_ir, cabinet_response
+from fxclone.effects.drive import _Cascade, cabinet_ir, cabinet_response
+from fxclone.effects.dsp import oversampled
 
 FS = 48000
 NAMES = ("overdrive", "fuzz", "ampcab")
@@ -180,7 +181,7 @@ def test_oversampled_stage_does_not_depend_on_block_size() -> None:
 
     def run(block: int) -> np.ndarray:
         filt = _Cascade(sos, channels=2)
-        return _oversampled(x, lambda u: np.tanh(filt(u)), block_samples=block)
+        return oversampled(x, lambda u: np.tanh(filt(u)), block_samples=block)
 
     reference = run(16384)
     for block in (1, 333, 1024):

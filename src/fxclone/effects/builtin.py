@@ -1,4 +1,4 @@
-"""Built-in effects rendered with numpy/scipy: no plugin host needed, deterministic, any rate.
+"""Built-in distortion and compressor (numpy/scipy): no plugin host, deterministic, any rate.
 
 Each effect processes every channel independently, computes in float64 and returns float32.
 All of them are causal (the output at sample ``n`` depends on input up to ``n`` only), so a
@@ -7,33 +7,19 @@ causal model can in principle match them exactly.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 
 import numpy as np
 from scipy import signal
 
+from fxclone.effects.dsp import clamp_cutoff, db_to_gain, oversampled
 from fxclone.effects.registry import Effect, Knob, register
-
-# Filters are kept this far below Nyquist, where the bilinear transform still behaves.
-_MAX_CUTOFF_FRACTION = 0.45
-
-
-def _cutoff_hz(cutoff_hz: float, sample_rate: int, fraction: float = _MAX_CUTOFF_FRACTION) -> float:
-    """``cutoff_hz`` clamped to ``fraction`` of the sample rate (a cutoff above Nyquist is void)."""
-    return min(cutoff_hz, fraction * sample_rate)
-
-
-def _db_to_gain(db: float) -> float:
-    return 10.0 ** (db / 20.0)
-
 
 # --------------------------------------------------------------------------------------------
 # distortion
 
 
-_OVERSAMPLE = 4
 # Bias inside the tanh: the positive half saturates at 1 - tanh(b) = 0.71 and the negative
 # half at -1.29, so the clipper is asymmetric and makes even harmonics, like a pedal whose
 # clipping diodes are not matched.
@@ -42,24 +28,6 @@ _INPUT_HPF_HZ = 20.0  # input coupling capacitor
 _DC_BLOCK_HZ = 20.0  # output coupling capacitor: removes the DC the asymmetric clipper makes
 _EMPHASIS_HZ = 720.0  # the Tube Screamer's drive-stage corner
 _EMPHASIS_LOW_GAIN = 0.25  # bass reaches the clipper 12 dB quieter than mids and highs
-
-
-@functools.lru_cache(maxsize=1)
-def _oversampling_fir() -> np.ndarray:
-    """Minimum-phase anti-imaging / anti-aliasing FIR at the oversampled rate.
-
-    96 taps. In units of the base sample rate: within 0.1 dB up to 0.36 (17 kHz at 48 kHz),
-    -1 dB at 0.40, -18.6 dB at Nyquist and below -90 dB from 0.58, so the decimation folds
-    back only what lies between 0.5 and 0.58, onto 0.42..0.5 (above 20 kHz at 48 kHz).
-    Minimum phase keeps the effect causal with a group delay of about 2.5 base-rate samples
-    (per pass, low frequencies), instead of the pre-ringing a linear-phase resampler adds.
-
-    Returns:
-        float64 ``(96,)`` taps with unit DC gain.
-    """
-    linear = signal.firwin(96, 0.9 / _OVERSAMPLE, window=("kaiser", 10.0))
-    # minimum_phase halves the log-magnitude, so feed it the squared response (h * h).
-    return signal.minimum_phase(np.convolve(linear, linear), method="homomorphic")
 
 
 def _first_order_shelf(sample_rate: int) -> np.ndarray:
@@ -103,38 +71,29 @@ def _antialiased_clip(u: np.ndarray, u_prev: np.ndarray) -> np.ndarray:
     return out - math.tanh(_CLIP_BIAS)
 
 
-def _clip_oversampled(x: np.ndarray, block_samples: int = 16384) -> np.ndarray:
-    """Run :func:`_antialiased_clip` at 4x the sample rate, block by block.
+class _AdaaClipper:
+    """:func:`_antialiased_clip` applied block after block, carrying the previous sample."""
 
-    Blocks keep memory flat (a whole file at 4x in float64 would be 32 bytes per input
-    sample per array) and the temporaries in cache. The filters' and clipper's histories
-    are carried between blocks, so the result does not depend on ``block_samples``.
+    def __init__(self, channels: int) -> None:
+        self.u_prev = np.zeros((channels, 1))
+
+    def __call__(self, u: np.ndarray) -> np.ndarray:
+        out = _antialiased_clip(u, self.u_prev)
+        self.u_prev = u[:, -1:]
+        return out
+
+
+def _clip_oversampled(x: np.ndarray, block_samples: int = 16384) -> np.ndarray:
+    """Run :func:`_antialiased_clip` at 4x the sample rate (see :func:`oversampled`).
 
     Args:
         x: float64 ``(channels, samples)`` at the base rate, already gained.
-        block_samples: base-rate samples per block.
+        block_samples: base-rate samples per block; the result does not depend on it.
 
     Returns:
         float64 ``(channels, samples)`` at the base rate.
     """
-    h = _oversampling_fir()
-    up_hist = -(-(h.size - 1) // _OVERSAMPLE)  # base-rate samples the upsampler looks back
-    down_hist = up_hist * _OVERSAMPLE  # a multiple of 4 keeps the decimation phase
-    channels, n = x.shape
-    x_hist = np.zeros((channels, up_hist))
-    c_hist = np.zeros((channels, down_hist))
-    u_prev = np.zeros((channels, 1))
-    out = np.empty_like(x)
-    for start in range(0, n, block_samples):
-        part = np.concatenate([x_hist, x[:, start : start + block_samples]], axis=1)
-        count = part.shape[1] - up_hist
-        up = signal.upfirdn(_OVERSAMPLE * h, part, up=_OVERSAMPLE, axis=1)
-        up = up[:, down_hist : down_hist + count * _OVERSAMPLE]
-        clipped = np.concatenate([c_hist, _antialiased_clip(up, u_prev)], axis=1)
-        down = signal.upfirdn(h, clipped, down=_OVERSAMPLE, axis=1)
-        out[:, start : start + count] = down[:, up_hist : up_hist + count]
-        x_hist, c_hist, u_prev = part[:, -up_hist:], clipped[:, -down_hist:], up[:, -1:]
-    return out
+    return oversampled(x, _AdaaClipper(x.shape[0]), block_samples)
 
 
 class Distortion(Effect):
@@ -163,16 +122,16 @@ class Distortion(Effect):
                 _first_order_shelf(sample_rate),
             ]
         )
-        tone_hz = _cutoff_hz(knobs["tone"], sample_rate)
+        tone_hz = clamp_cutoff(knobs["tone"], sample_rate)
         post = np.vstack(
             [
                 signal.butter(1, _DC_BLOCK_HZ, "highpass", fs=sample_rate, output="sos"),
                 signal.butter(2, tone_hz, "lowpass", fs=sample_rate, output="sos"),
             ]
         )
-        x = signal.sosfilt(pre, dry.astype(np.float64), axis=-1) * _db_to_gain(knobs["drive"])
+        x = signal.sosfilt(pre, dry.astype(np.float64), axis=-1) * db_to_gain(knobs["drive"])
         y = signal.sosfilt(post, _clip_oversampled(x), axis=-1)
-        return (y * _db_to_gain(knobs["level"])).astype(np.float32)
+        return (y * db_to_gain(knobs["level"])).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,7 +259,7 @@ class Compressor(Effect):
 
     def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
         x = dry.astype(np.float64)
-        level_db = 20.0 * np.log10(np.maximum(np.abs(x), _db_to_gain(_LEVEL_FLOOR_DB)))
+        level_db = 20.0 * np.log10(np.maximum(np.abs(x), db_to_gain(_LEVEL_FLOOR_DB)))
         change_db = _gain_computer(level_db, knobs["threshold"], knobs["ratio"], knobs["knee"])
         attack = time_constant_coefficient(knobs["attack"], sample_rate)
         release = time_constant_coefficient(knobs["release"], sample_rate)
@@ -308,32 +267,5 @@ class Compressor(Effect):
         return (x * 10.0 ** ((gain_db + knobs["makeup"]) / 20.0)).astype(np.float32)
 
 
-# --------------------------------------------------------------------------------------------
-# lowpass
-
-
-class Lowpass(Effect):
-    """A Butterworth low-pass (bilinear transform, pre-warped): -3 dB exactly at ``cutoff``.
-
-    The slope far above the cutoff is 6 dB per octave per order. A cutoff at or above 0.49 of
-    the sample rate is clamped there (the filter cannot act above Nyquist).
-    """
-
-    name = "lowpass"
-    description = "Butterworth low-pass filter, 6 dB/octave per order"
-    knobs = (
-        Knob("cutoff", "Hz", 20.0, 20000.0, 1000.0, "-3 dB frequency", log_scale=True),
-        Knob("order", "", 1.0, 8.0, 2.0, "filter order (whole number)", integer=True),
-    )
-
-    def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
-        cutoff_hz = _cutoff_hz(knobs["cutoff"], sample_rate, fraction=0.49)
-        sos = signal.butter(
-            round(knobs["order"]), cutoff_hz, "lowpass", fs=sample_rate, output="sos"
-        )
-        return signal.sosfilt(sos, dry.astype(np.float64), axis=-1).astype(np.float32)
-
-
 DISTORTION = register(Distortion())
 COMPRESSOR = register(Compressor())
-LOWPASS = register(Lowpass())

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal
 
-from fxclone.effects.builtin import _OVERSAMPLE, _cutoff_hz, _db_to_gain, _oversampling_fir
+from fxclone.effects.dsp import OVERSAMPLE, clamp_cutoff, db_to_gain, oversampled
 from fxclone.effects.registry import Effect, Knob, register
-
-Shaper = Callable[[np.ndarray], np.ndarray]
 
 
 class _Cascade:
@@ -37,40 +35,6 @@ class _Cascade:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         y, self.state = signal.sosfilt(self.sos, x, axis=-1, zi=self.state)
         return y
-
-
-def _oversampled(x: np.ndarray, shaper: Shaper, block_samples: int = 16384) -> np.ndarray:
-    """Run ``shaper`` at 4x the sample rate, block by block, and come back to the base rate.
-
-    Same resampling as the ``distortion`` effect (96-tap minimum-phase FIR, about 2.5
-    base-rate samples of delay). ``shaper`` sees the blocks in order, so it may hold filter
-    state (:class:`_Cascade`); the result then does not depend on ``block_samples``.
-
-    Args:
-        x: float64 ``(channels, samples)`` at the base rate.
-        shaper: maps float64 ``(channels, n)`` at the 4x rate to the same shape.
-        block_samples: base-rate samples per block (keeps memory flat on long files).
-
-    Returns:
-        float64 ``(channels, samples)`` at the base rate.
-    """
-    h = _oversampling_fir()
-    up_hist = -(-(h.size - 1) // _OVERSAMPLE)  # base-rate samples the upsampler looks back
-    down_hist = up_hist * _OVERSAMPLE  # a multiple of 4 keeps the decimation phase
-    channels, n = x.shape
-    x_hist = np.zeros((channels, up_hist))
-    y_hist = np.zeros((channels, down_hist))
-    out = np.empty_like(x)
-    for start in range(0, n, block_samples):
-        part = np.concatenate([x_hist, x[:, start : start + block_samples]], axis=1)
-        count = part.shape[1] - up_hist
-        up = signal.upfirdn(_OVERSAMPLE * h, part, up=_OVERSAMPLE, axis=1)
-        up = up[:, down_hist : down_hist + count * _OVERSAMPLE]
-        shaped = np.concatenate([y_hist, shaper(up)], axis=1)
-        down = signal.upfirdn(h, shaped, down=_OVERSAMPLE, axis=1)
-        out[:, start : start + count] = down[:, up_hist : up_hist + count]
-        x_hist, y_hist = part[:, -up_hist:], shaped[:, -down_hist:]
-    return out
 
 
 def _soft_clip(u: np.ndarray) -> np.ndarray:
@@ -120,17 +84,17 @@ class Overdrive(Effect):
 
     def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
         channels = dry.shape[0]
-        fast = sample_rate * _OVERSAMPLE
+        fast = sample_rate * OVERSAMPLE
         hump = _Cascade(
             np.vstack(
                 [
                     _butter(1, _TS_HIGHPASS_HZ, "highpass", fast),
-                    _butter(1, _cutoff_hz(_TS_LOWPASS_HZ, sample_rate), "lowpass", fast),
+                    _butter(1, clamp_cutoff(_TS_LOWPASS_HZ, sample_rate), "lowpass", fast),
                 ]
             ),
             channels,
         )
-        drive = _db_to_gain(knobs["drive"])
+        drive = db_to_gain(knobs["drive"])
 
         def feedback_clipper(u: np.ndarray) -> np.ndarray:
             return u + _TS_DIODE_LEVEL * _soft_clip(drive * hump(u))
@@ -138,9 +102,9 @@ class Overdrive(Effect):
         x = signal.sosfilt(
             _butter(1, _TS_INPUT_HPF_HZ, "highpass", sample_rate), dry.astype(np.float64), axis=-1
         )
-        y = _oversampled(x, feedback_clipper)
-        tone = _butter(2, _cutoff_hz(knobs["tone"], sample_rate), "lowpass", sample_rate)
-        y = signal.sosfilt(tone, y, axis=-1) * _db_to_gain(knobs["level"])
+        y = oversampled(x, feedback_clipper)
+        tone = _butter(2, clamp_cutoff(knobs["tone"], sample_rate), "lowpass", sample_rate)
+        y = signal.sosfilt(tone, y, axis=-1) * db_to_gain(knobs["level"])
         return y.astype(np.float32)
 
 
@@ -189,18 +153,18 @@ class Fuzz(Effect):
 
     def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
         bias = knobs["bias"] / 100.0
-        gain = _db_to_gain(knobs["fuzz"])
+        gain = db_to_gain(knobs["fuzz"])
         x = signal.sosfilt(
             _butter(1, _FUZZ_INPUT_HPF_HZ, "highpass", sample_rate), dry.astype(np.float64), axis=-1
         )
-        y = _oversampled(x * gain, lambda u: _fuzz_stage(u, bias))
+        y = oversampled(x * gain, lambda u: _fuzz_stage(u, bias))
         post = np.vstack(
             [
                 _butter(1, _FUZZ_DC_BLOCK_HZ, "highpass", sample_rate),
-                _butter(2, _cutoff_hz(knobs["tone"], sample_rate), "lowpass", sample_rate),
+                _butter(2, clamp_cutoff(knobs["tone"], sample_rate), "lowpass", sample_rate),
             ]
         )
-        y = signal.sosfilt(post, y, axis=-1) * _db_to_gain(knobs["level"])
+        y = signal.sosfilt(post, y, axis=-1) * db_to_gain(knobs["level"])
         return y.astype(np.float32)
 
 
@@ -398,7 +362,7 @@ def tone_stack(bass_db: float, mid_db: float, treble_db: float, sample_rate: int
     Q 0.7 (``mid_db``), high shelf at 2.5 kHz (``treble_db`` above it). Gains in dB,
     ``sample_rate`` in Hz (the amp runs it at 4x the audio rate).
     """
-    high_hz = _cutoff_hz(_HIGH_SHELF_HZ, sample_rate)
+    high_hz = clamp_cutoff(_HIGH_SHELF_HZ, sample_rate)
     return np.vstack(
         [
             _rbj("lowshelf", _LOW_SHELF_HZ, bass_db, sample_rate),
@@ -434,9 +398,9 @@ class AmpCab(Effect):
 
     def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
         channels = dry.shape[0]
-        fast = sample_rate * _OVERSAMPLE
-        stage_gain = _db_to_gain(knobs["gain"] / 2.0)
-        master = _db_to_gain(knobs["master"])
+        fast = sample_rate * OVERSAMPLE
+        stage_gain = db_to_gain(knobs["gain"] / 2.0)
+        master = db_to_gain(knobs["master"])
         couple1, couple2 = (
             _Cascade(_butter(1, hz, "highpass", fast), channels) for hz in _AMP_COUPLING_HZ
         )
@@ -450,7 +414,7 @@ class AmpCab(Effect):
         x = signal.sosfilt(
             _butter(1, _AMP_INPUT_HPF_HZ, "highpass", sample_rate), dry.astype(np.float64), axis=-1
         )
-        y = _oversampled(x, amp)
+        y = oversampled(x, amp)
         ir = _cabinet_taps(sample_rate)
         return _causal_convolve(y, ir * (_AMP_OUTPUT_GAIN / np.abs(ir).sum()))
 

@@ -15,7 +15,7 @@ from fractions import Fraction
 import numpy as np
 from scipy import signal
 
-from fxclone.effects.builtin import _cutoff_hz
+from fxclone.effects.dsp import clamp_cutoff
 from fxclone.effects.registry import Effect, Knob, register
 
 
@@ -29,26 +29,44 @@ def _mix(dry: np.ndarray, wet: np.ndarray, mix_percent: float) -> np.ndarray:
 # highpass
 
 
-class Highpass(Effect):
-    """A Butterworth high-pass (bilinear transform, pre-warped): -3 dB exactly at ``cutoff``.
+class _Butterworth(Effect):
+    """A Butterworth filter (bilinear transform, pre-warped): -3 dB exactly at ``cutoff``.
 
-    The slope far below the cutoff is 6 dB per octave per order; the passband is flat and
-    never above 0 dB. A cutoff at or above 0.49 of the sample rate is clamped there. Causal.
+    The slope far past the cutoff is 6 dB per octave per order; the passband is flat and never
+    above 0 dB. A cutoff at or above 0.49 of the sample rate is clamped there. Causal.
     """
 
-    name = "highpass"
-    description = "Butterworth high-pass filter, 6 dB/octave per order"
-    knobs = (
-        Knob("cutoff", "Hz", 20.0, 20000.0, 440.0, "-3 dB frequency", log_scale=True),
+    btype = ""
+
+    def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
+        corner = clamp_cutoff(knobs["cutoff"], sample_rate, fraction=0.49)
+        sos = signal.butter(round(knobs["order"]), corner, self.btype, fs=sample_rate, output="sos")
+        return signal.sosfilt(sos, dry.astype(np.float64), axis=-1).astype(np.float32)
+
+
+def _butterworth_knobs(default_hz: float) -> tuple[Knob, ...]:
+    return (
+        Knob("cutoff", "Hz", 20.0, 20000.0, default_hz, "-3 dB frequency", log_scale=True),
         Knob("order", "", 1.0, 8.0, 2.0, "filter order (whole number)", integer=True),
     )
 
-    def process(self, dry: np.ndarray, sample_rate: int, knobs: Mapping[str, float]) -> np.ndarray:
-        cutoff_hz = _cutoff_hz(knobs["cutoff"], sample_rate, fraction=0.49)
-        sos = signal.butter(
-            round(knobs["order"]), cutoff_hz, "highpass", fs=sample_rate, output="sos"
-        )
-        return signal.sosfilt(sos, dry.astype(np.float64), axis=-1).astype(np.float32)
+
+class Lowpass(_Butterworth):
+    """Butterworth low-pass; 1 kHz by default."""
+
+    name = "lowpass"
+    description = "Butterworth low-pass filter, 6 dB/octave per order"
+    btype = "lowpass"
+    knobs = _butterworth_knobs(1000.0)
+
+
+class Highpass(_Butterworth):
+    """Butterworth high-pass; 440 Hz by default (the KTH seed's filter task)."""
+
+    name = "highpass"
+    description = "Butterworth high-pass filter, 6 dB/octave per order"
+    btype = "highpass"
+    knobs = _butterworth_knobs(440.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,21 +143,21 @@ class Eq(Effect):
             [
                 rbj_biquad(
                     "lowshelf",
-                    _cutoff_hz(knobs["low_freq"], sample_rate),
+                    clamp_cutoff(knobs["low_freq"], sample_rate),
                     knobs["low_gain"],
                     1.0,
                     sample_rate,
                 ),
                 rbj_biquad(
                     "peak",
-                    _cutoff_hz(knobs["mid_freq"], sample_rate),
+                    clamp_cutoff(knobs["mid_freq"], sample_rate),
                     knobs["mid_gain"],
                     knobs["mid_q"],
                     sample_rate,
                 ),
                 rbj_biquad(
                     "highshelf",
-                    _cutoff_hz(knobs["high_freq"], sample_rate),
+                    clamp_cutoff(knobs["high_freq"], sample_rate),
                     knobs["high_gain"],
                     1.0,
                     sample_rate,
@@ -371,7 +389,7 @@ class Octave(Effect):
                 signal.butter(1, _TRACK_HPF_HZ, "highpass", fs=sample_rate, output="sos"),
                 signal.butter(
                     2,
-                    _cutoff_hz(_TRACK_LPF_HZ, sample_rate),
+                    clamp_cutoff(_TRACK_LPF_HZ, sample_rate),
                     "lowpass",
                     fs=sample_rate,
                     output="sos",
@@ -435,6 +453,7 @@ class Bitcrusher(Effect):
         return _mix(x, crushed, knobs["mix"]).astype(np.float32)
 
 
+LOWPASS = register(Lowpass())
 HIGHPASS = register(Highpass())
 EQ = register(Eq())
 PITCH = register(Pitch())
