@@ -24,6 +24,7 @@ from scipy import signal  # noqa: E402
 
 from fxclone.effects import get_effect  # noqa: E402
 from fxclone.effects.drive import cabinet_ir, cabinet_response, tone_stack  # noqa: E402
+from fxclone.report.measure import harmonic_amplitudes, thd  # noqa: E402
 
 FS = 48000
 
@@ -31,19 +32,6 @@ FS = 48000
 def tone(freq_hz: float, amplitude: float = 1.0, seconds: float = 1.0) -> np.ndarray:
     t = np.arange(int(seconds * FS)) / FS
     return (amplitude * np.sin(2 * np.pi * freq_hz * t))[None].astype(np.float32)
-
-
-def harmonics(y: np.ndarray, f0_hz: float) -> np.ndarray:
-    """Amplitudes of f0, 2 f0, ... from 0.5 s (whole periods) after 0.25 s of settling."""
-    seg = y[FS // 4 : FS // 4 + FS // 2].astype(np.float64)
-    spec = np.abs(np.fft.rfft(seg)) * 2 / seg.size
-    k = round(f0_hz * seg.size / FS)
-    return spec[k::k]
-
-
-def thd(y: np.ndarray, f0_hz: float) -> float:
-    h = harmonics(y, f0_hz)
-    return float(np.sqrt(np.sum(h[1:] ** 2)) / h[0])
 
 
 def db(x: float) -> float:
@@ -57,7 +45,7 @@ def rms(y: np.ndarray) -> float:
 def thd_curve(name: str, knob: str, values: np.ndarray, amplitude: float, **fixed: float):
     effect = get_effect(name)
     dry = tone(500.0, amplitude)
-    return [thd(effect.render(dry, FS, {**fixed, knob: v})[0], 500.0) for v in values]
+    return [thd(effect.render(dry, FS, {**fixed, knob: v})[0], 500.0, FS) for v in values]
 
 
 def common_numbers(name: str) -> None:
@@ -111,7 +99,7 @@ def fuzz(out: Path) -> None:
     h2, gain_loud, gain_quiet = [], [], []
     for b in biases:
         wet = effect.render(loud, FS, {"bias": b})[0]
-        h = harmonics(wet, 500.0)
+        h = harmonic_amplitudes(wet, 500.0, FS)
         h2.append(db(h[1] / h[0]))
         gain_loud.append(db(rms(wet) / rms(loud[0])))
         gain_quiet.append(db(rms(effect.render(quiet, FS, {"bias": b})[0]) / rms(quiet[0])))
@@ -157,7 +145,7 @@ def ampcab(out: Path) -> None:
     for knob, f0 in (("bass", 100.0), ("mid", 700.0), ("treble", 3000.0)):
         dry = tone(f0, 0.01)
         level = {
-            v: harmonics(effect.render(dry, FS, {"gain": 0, knob: v})[0], f0)[0]
+            v: harmonic_amplitudes(effect.render(dry, FS, {"gain": 0, knob: v})[0], f0, FS)[0]
             for v in (-12, 0, 12)
         }
         print(

@@ -15,6 +15,7 @@ from fxclone.effects.builtin import (
     time_constant_coefficient,
 )
 from fxclone.errors import FxcloneError
+from fxclone.report.measure import harmonic_amplitudes, thd
 
 FS = 48000
 EFFECTS = list_effects()
@@ -31,19 +32,6 @@ def _amplitude_at(y: np.ndarray, freq_hz: float) -> float:
     basis = np.stack([np.sin(2 * np.pi * freq_hz * t), np.cos(2 * np.pi * freq_hz * t)], axis=1)
     coef, *_ = np.linalg.lstsq(basis, y.astype(np.float64), rcond=None)
     return float(np.hypot(*coef))
-
-
-def _harmonics(y: np.ndarray, f0_hz: float) -> np.ndarray:
-    """Amplitudes of f0, 2 f0, ... up to Nyquist, from a whole number of periods of ``y``."""
-    seg = y[FS // 4 : FS // 4 + FS // 2].astype(np.float64)  # 0.5 s: f0 on an exact bin
-    spec = np.abs(np.fft.rfft(seg)) * 2 / seg.size
-    k = round(f0_hz * seg.size / FS)
-    return spec[k::k]
-
-
-def _thd(y: np.ndarray, f0_hz: float) -> float:
-    h = _harmonics(y, f0_hz)
-    return float(np.sqrt(np.sum(h[1:] ** 2)) / h[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,13 +329,15 @@ def test_lowpass_cutoff_above_nyquist_is_clamped() -> None:
 def test_distortion_thd_rises_with_drive() -> None:
     distortion = get_effect("distortion")
     dry = _tone(500.0, amplitude=0.5)
-    thd = [_thd(distortion.render(dry, FS, {"drive": d})[0], 500.0) for d in (0, 12, 24, 36)]
-    assert all(a < b for a, b in itertools.pairwise(thd))
-    assert thd[0] < 0.06 and thd[-1] > 0.3
+    curve = [thd(distortion.render(dry, FS, {"drive": d})[0], 500.0, FS) for d in (0, 12, 24, 36)]
+    assert all(a < b for a, b in itertools.pairwise(curve))
+    assert curve[0] < 0.06 and curve[-1] > 0.3
 
 
 def test_distortion_makes_even_harmonics() -> None:
-    h = _harmonics(get_effect("distortion").render(_tone(500.0, amplitude=0.5), FS)[0], 500.0)
+    h = harmonic_amplitudes(
+        get_effect("distortion").render(_tone(500.0, amplitude=0.5), FS)[0], 500.0, FS
+    )
     assert 20 * math.log10(h[1] / h[0]) > -50.0
 
 

@@ -11,6 +11,7 @@ import pytest
 from fxclone.effects import get_effect
 from fxclone.effects.drive import _Cascade, cabinet_ir, cabinet_response
 from fxclone.effects.dsp import oversampled
+from fxclone.report.measure import harmonic_amplitudes, thd
 
 FS = 48000
 NAMES = ("overdrive", "fuzz", "ampcab")
@@ -19,19 +20,6 @@ NAMES = ("overdrive", "fuzz", "ampcab")
 def _tone(freq_hz: float, amplitude: float = 1.0, seconds: float = 1.0) -> np.ndarray:
     t = np.arange(int(seconds * FS)) / FS
     return (amplitude * np.sin(2 * np.pi * freq_hz * t))[None].astype(np.float32)
-
-
-def _harmonics(y: np.ndarray, f0_hz: float) -> np.ndarray:
-    """Amplitudes of f0, 2 f0, ... from 0.5 s (a whole number of periods) after 0.25 s."""
-    seg = y[FS // 4 : FS // 4 + FS // 2].astype(np.float64)
-    spec = np.abs(np.fft.rfft(seg)) * 2 / seg.size
-    k = round(f0_hz * seg.size / FS)
-    return spec[k::k]
-
-
-def _thd(y: np.ndarray, f0_hz: float) -> float:
-    h = _harmonics(y, f0_hz)
-    return float(np.sqrt(np.sum(h[1:] ** 2)) / h[0])
 
 
 def _db(ratio: float) -> float:
@@ -63,16 +51,16 @@ def test_thd_rises_with_drive(
     fixed: dict[str, float],
 ) -> None:
     effect, dry = get_effect(name), _tone(500.0, amplitude)
-    thd = [_thd(effect.render(dry, FS, {**fixed, knob: v})[0], 500.0) for v in settings]
-    assert all(a < b for a, b in itertools.pairwise(thd)), thd
-    assert thd[-1] > 5 * thd[0] and thd[-1] > 0.1
+    curve = [thd(effect.render(dry, FS, {**fixed, knob: v})[0], 500.0, FS) for v in settings]
+    assert all(a < b for a, b in itertools.pairwise(curve)), curve
+    assert curve[-1] > 5 * curve[0] and curve[-1] > 0.1
 
 
 def test_fuzz_bias_adds_even_harmonics() -> None:
     fuzz, dry = get_effect("fuzz"), _tone(500.0, 0.5)
 
     def second_harmonic_db(bias: float) -> float:
-        h = _harmonics(fuzz.render(dry, FS, {"bias": bias})[0], 500.0)
+        h = harmonic_amplitudes(fuzz.render(dry, FS, {"bias": bias})[0], 500.0, FS)
         return _db(h[1] / h[0])
 
     low, high = second_harmonic_db(10), second_harmonic_db(90)
@@ -130,7 +118,8 @@ def test_tone_stack_boosts_its_band(knob: str, freq_hz: float) -> None:
     amp, dry = get_effect("ampcab"), _tone(freq_hz, 0.01)
 
     def level(value: float) -> float:
-        return _harmonics(amp.render(dry, FS, {"gain": 0, knob: value})[0], freq_hz)[0]
+        wet = amp.render(dry, FS, {"gain": 0, knob: value})[0]
+        return harmonic_amplitudes(wet, freq_hz, FS)[0]
 
     assert _db(level(12) / level(0)) > 6.0
     assert _db(level(-12) / level(0)) < -6.0

@@ -292,6 +292,28 @@ def _dynamics(process: Processor, sample_rate: int) -> tuple[float, float]:
     return times[0], times[1]
 
 
+def harmonic_amplitudes(
+    y: np.ndarray, f0_hz: float, sample_rate: int, start_s: float = 0.25, seconds: float = 0.5
+) -> np.ndarray:
+    """Peak amplitudes of f0, 2 f0, ... up to Nyquist in ``y[start : start + seconds]``.
+
+    Uses a rectangular window over the segment, exact when it holds a whole number of
+    periods (f0 on an FFT bin, e.g. 500 Hz over 0.5 s), so no leakage blurs the harmonics.
+    """
+    flat = np.asarray(y, dtype=np.float64).reshape(-1) if np.ndim(y) == 1 else np.asarray(y)[0]
+    start = int(start_s * sample_rate)
+    seg = np.asarray(flat[start : start + int(seconds * sample_rate)], dtype=np.float64)
+    spec = np.abs(np.fft.rfft(seg)) * 2 / seg.size
+    k = round(f0_hz * seg.size / sample_rate)
+    return spec[k::k]
+
+
+def thd(y: np.ndarray, f0_hz: float, sample_rate: int, **segment: float) -> float:
+    """Total harmonic distortion (ratio, not %) of a steady tone: rms of harmonics 2.. / f0."""
+    h = harmonic_amplitudes(y, f0_hz, sample_rate, **segment)
+    return float(np.sqrt(np.sum(h[1:] ** 2)) / h[0])
+
+
 def measure_effect(process: Processor, sample_rate: int) -> Measurements:
     """Run the bench tests on ``process`` and return what they measured.
 
