@@ -12,7 +12,8 @@ from scipy import ndimage, signal
 
 from fxclone.effects import get_effect
 from fxclone.errors import FxcloneError
-from fxclone.report.measure import Measurements, measure_effect, plot_measurements
+from fxclone.report.measure import Measurements, measure_effect
+from fxclone.report.plots import plot_measurements
 
 SR = 48000
 

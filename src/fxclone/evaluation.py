@@ -180,7 +180,8 @@ def _write_report(
     baselines: dict[str, float],
 ) -> None:
     from fxclone.report.html import ReportModel, write_report
-    from fxclone.report.measure import measure_effect, plot_measurements
+    from fxclone.report.measure import measure_effect
+    from fxclone.report.plots import plot_measurements
     from fxclone.streaming import process_array
 
     sr = info.sample_rate

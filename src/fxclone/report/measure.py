@@ -14,16 +14,12 @@ averaged to mono before it is measured.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from scipy import signal
 
-from fxclone.audio import atomic_path
 from fxclone.errors import FxcloneError
 
 Processor = Callable[[np.ndarray], np.ndarray]
@@ -51,7 +47,7 @@ _TONE_ANALYSE_S = 0.2
 # 4 bins wide either side).
 _PARTIAL_HALF_WIDTH_BINS = 6
 # Ratios and levels below this read as -200 dB.
-_DB_FLOOR = 1e-10
+DB_FLOOR = 1e-10
 
 TRANSFER_FREQ_HZ = 50.0
 _TRANSFER_PERIODS = 5  # the last of these is kept
@@ -135,7 +131,7 @@ def _run(process: Processor, x: np.ndarray, what: str) -> np.ndarray:
 
 
 def _db(ratio: np.ndarray | float) -> np.ndarray:
-    return 20.0 * np.log10(np.maximum(ratio, _DB_FLOOR))
+    return 20.0 * np.log10(np.maximum(ratio, DB_FLOOR))
 
 
 def _tone(freq_hz: float, amplitude: float, n: int, sample_rate: int) -> np.ndarray:
@@ -214,7 +210,7 @@ def _distortion(process: Processor, sample_rate: int) -> tuple[np.ndarray, np.nd
         partials = np.array(
             [_partial_power(power, bins_hz, k * THD_FREQ_HZ) for k in range(1, n_harmonics + 1)]
         )
-        fundamental = max(partials[0], _DB_FLOOR**2)
+        fundamental = max(partials[0], DB_FLOOR**2)
         thd.append(math.sqrt(partials[1:].sum() / fundamental))
         reported = np.zeros(N_HARMONICS_REPORTED)
         count = min(N_HARMONICS_REPORTED, n_harmonics - 1)
@@ -233,7 +229,7 @@ def _aliasing(process: Processor, sample_rate: int) -> float:
     total = float(power.sum())
     if total <= 0.0:
         return float("nan")
-    return float(10.0 * math.log10(max((total - harmonic) / total, _DB_FLOOR**2)))
+    return float(10.0 * math.log10(max((total - harmonic) / total, DB_FLOOR**2)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +270,7 @@ def _dynamics(process: Processor, sample_rate: int) -> tuple[float, float]:
     kernel = np.ones(period) / period
     mean_square_out = np.convolve(y**2, kernel, mode="same")
     mean_square_in = np.convolve(x**2, kernel, mode="same")
-    gain_db = 10.0 * np.log10(np.maximum(mean_square_out, _DB_FLOOR**2) / mean_square_in)
+    gain_db = 10.0 * np.log10(np.maximum(mean_square_out, DB_FLOOR**2) / mean_square_in)
     final = round(_DYNAMICS_FINAL_S * sample_rate)
     edges = np.cumsum([0, *lengths])
     settled = [float(np.mean(gain_db[stop - final : stop])) for stop in edges[1:]]
@@ -366,114 +362,3 @@ def measure_effect(process: Processor, sample_rate: int) -> Measurements:
 
 # --------------------------------------------------------------------------------------------
 # plot
-
-
-def _style(name: str, index: int) -> dict[str, object]:
-    """The target in thick black, each other entry in the next colour of the cycle."""
-    if name == "target":
-        return {"color": "black", "linewidth": 2.5, "zorder": 3}
-    return {"color": f"C{index}", "linewidth": 1.2, "zorder": 4}
-
-
-def _ms_text(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f} ms"
-
-
-def plot_measurements(
-    path: str | Path, measured: Mapping[str, Measurements], title: str | None = None
-) -> Path:
-    """Overlay several effects' measurements in one 2x3 PNG and return its path.
-
-    Panels: frequency response, THD against level, transfer curve, step response, harmonics
-    2..6 at the loudest level (grouped bars), and a table of attack, release and aliasing.
-    The entry called ``"target"`` (if any) is drawn thick and black, the others in colour.
-
-    Args:
-        path: the PNG to write (atomically; folders are created).
-        measured: name -> measurements, e.g. ``{"target": ..., "model-a": ...}``.
-        title: figure title; none if ``None``.
-    """
-    if not measured:
-        raise FxcloneError("nothing to plot; give at least one name -> Measurements entry")
-    fig = Figure(figsize=(15, 8.5), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 3)
-    ax_fr, ax_thd, ax_tf, ax_step, ax_harm, ax_text = axes.ravel()
-    styles = {name: _style(name, i) for i, name in enumerate(measured)}
-    for name, m in measured.items():
-        st = styles[name]
-        ax_fr.semilogx(m.freqs_hz, m.response_db, label=name, **st)
-        ax_thd.semilogy(m.levels_dbfs, np.maximum(m.thd, _DB_FLOOR) * 100.0, marker="o", **st)
-        ax_tf.plot(m.transfer_in, m.transfer_out, **st)
-        ax_step.plot(m.step_t_ms, m.step_response, **st)
-    ax_fr.set(title="Frequency response (sweep at -20 dBFS)", xlabel="Hz", ylabel="dB")
-    low = min(float(np.min(m.response_db)) for m in measured.values())
-    high = max(float(np.max(m.response_db)) for m in measured.values())
-    ax_fr.set_ylim(max(low, high - 60.0) - 3.0, high + 3.0)
-    ax_fr.legend(loc="lower left", fontsize="small")
-    ax_thd.set(title="THD of a 1 kHz tone", xlabel="input level (dBFS peak)", ylabel="THD (%)")
-    ax_tf.set(title="Transfer curve (50 Hz, full scale)", xlabel="input", ylabel="output")
-    ax_tf.set_aspect("equal", adjustable="datalim")
-    ax_step.set(title=f"Step response (0 -> {STEP_AMPLITUDE})", xlabel="ms", ylabel="output")
-
-    width = 0.8 / len(measured)
-    orders = np.arange(2, 2 + N_HARMONICS_REPORTED)
-    for i, (name, m) in enumerate(measured.items()):
-        # Bars grow up from a -120 dB floor so quieter harmonics are shorter bars.
-        heights = np.maximum(m.harmonics_db[-1], -120.0) + 120.0
-        colour = styles[name]["color"]
-        ax_harm.bar(
-            orders + (i - (len(measured) - 1) / 2) * width,
-            heights,
-            width,
-            bottom=-120.0,
-            color=colour,
-            label=name,
-        )
-    loudest = next(iter(measured.values())).levels_dbfs[-1]
-    ax_harm.set(
-        title=f"Harmonics at {loudest:g} dBFS",
-        xlabel="harmonic",
-        ylabel="dB re. fundamental",
-        xticks=orders,
-        ylim=(-120.0, 0.0),
-    )
-
-    ax_text.axis("off")
-    ax_text.set_title("Dynamics and aliasing")
-    rows = [f"{'':<14}{'attack':>10}{'release':>10}{'aliasing':>12}"]
-    rows += [
-        f"{name[:13]:<14}{_ms_text(m.attack_ms):>10}{_ms_text(m.release_ms):>10}"
-        f"{m.aliasing_db:>9.1f} dB"
-        for name, m in measured.items()
-    ]
-    ax_text.text(
-        0.0,
-        1.0,
-        "\n".join(rows),
-        family="monospace",
-        va="top",
-        ha="left",
-        transform=ax_text.transAxes,
-        bbox={"boxstyle": "round", "facecolor": "whitesmoke", "edgecolor": "grey"},
-    )
-    ax_text.text(
-        0.0,
-        0.05,
-        "attack/release: time to 63 % of the gain change\n"
-        "for a 1 kHz tone -30 -> -6 -> -30 dBFS ('-' = under 1 dB)\n"
-        "aliasing: energy off the harmonics of a full-scale\n"
-        "3.1 kHz sine, re. total output",
-        fontsize="small",
-        va="bottom",
-        ha="left",
-        transform=ax_text.transAxes,
-    )
-    for ax in (ax_fr, ax_thd, ax_tf, ax_step, ax_harm):
-        ax.grid(True, which="both", alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    out = Path(path)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
-    return out
