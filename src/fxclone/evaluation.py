@@ -7,6 +7,7 @@ self-contained HTML page next to the target effect's measurements.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -110,10 +111,10 @@ def evaluate_models(
         raise FxcloneError("no model given; pass one or more .safetensors files")
     info = load_dataset(dataset_dir)
     models = [load_model(p).model for p in paths]
-    for p, m in zip(paths, models, strict=True):
+    for path, m in zip(paths, models, strict=True):
         if m.sample_rate != info.sample_rate:
             raise FxcloneError(
-                f"{info.path} is at {info.sample_rate} Hz but {p} was trained at "
+                f"{info.path} is at {info.sample_rate} Hz but {path} was trained at "
                 f"{m.sample_rate} Hz; evaluate on a dataset at the model's rate"
             )
     test = load_pairs(info, "test")
@@ -127,9 +128,9 @@ def evaluate_models(
     for name, path, model in zip(_names(paths), paths, models, strict=True):
         t0 = time.time()
         parts = []
-        for p in test:
-            knobs = {k.name: float(p.knobs[k.name]) for k in model.knobs if k.name in p.knobs}
-            parts.append(process_array(model, p.dry, knobs))
+        for pair in test:
+            knobs = {k.name: float(pair.knobs[k.name]) for k in model.knobs if k.name in pair.knobs}
+            parts.append(process_array(model, pair.dry, knobs))
             if progress:
                 progress(len(runs) * dry.shape[1] + sum(x.shape[1] for x in parts), total)
         runs.append(ModelRun(name, path, model, np.concatenate(parts, axis=1), time.time() - t0))
@@ -194,9 +195,8 @@ def _write_report(
         knobs = dict(effect.get("knobs") or {})
         measured["target"] = measure_effect(lambda x: fx.render(x, sr, knobs), sr)
     for run in runs:
-        model = run.model
         measured[run.name] = measure_effect(
-            lambda x, m=model: process_array(m, x, None, block_size=1 << 16), sr
+            functools.partial(process_array, run.model, knobs=None, block_size=1 << 16), sr
         )
     plot_measurements(out / "measurements.png", measured, title="Measurements: target and models")
     images = {
