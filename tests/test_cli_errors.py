@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from fxclone.audio import write_audio
-from fxclone.dataset import GenerateConfig, generate_dataset, render_dataset
+from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.modelfile import save_model
 from fxclone.models import create_model
+from fxclone.rendering import render_dataset
 
 SR = 48000
 

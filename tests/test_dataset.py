@@ -12,16 +12,16 @@ import pyloudnorm
 import pytest
 import soundfile as sf
 
-from fxclone import dataset
+from fxclone import rendering
 from fxclone.audio import read_audio, write_audio
 from fxclone.dataset import (
     GenerateConfig,
     generate_dataset,
     load_dataset,
     load_pairs,
-    render_dataset,
 )
 from fxclone.errors import FxcloneError
+from fxclone.rendering import render_dataset
 
 SR = 16000
 SMALL = GenerateConfig(
@@ -53,7 +53,7 @@ class Gain:
 @pytest.fixture
 def gain_effect(monkeypatch):
     # Patch the lookup rather than registering: contract tests loop over the real registry.
-    monkeypatch.setattr(dataset, "_get_effect", lambda name: Gain())
+    monkeypatch.setattr(rendering, "_get_effect", lambda name: Gain())
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +406,7 @@ class RunningSum(Gain):
 
 
 def test_render_runs_each_split_as_one_continuous_stream(small_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset, "_get_effect", lambda name: RunningSum())
+    monkeypatch.setattr(rendering, "_get_effect", lambda name: RunningSum())
     out = tmp_path / "continuous"
     render_dataset(small_dataset, "runsum", None, out_dir=out)
     pairs = load_pairs(load_dataset(out), "train")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from fxclone.dataset import GenerateConfig, generate_dataset, render_dataset
+from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.journey import evaluate
 from fxclone.modelfile import save_model
 from fxclone.models import create_model
+from fxclone.rendering import render_dataset
 
 SR = 16000
 

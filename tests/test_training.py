@@ -9,10 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fxclone.dataset import GenerateConfig, generate_dataset, render_dataset
+from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.errors import FxcloneError
 from fxclone.journey import train
 from fxclone.losses import ESRLoss, TrainingLoss
+from fxclone.rendering import render_dataset
 from fxclone.training import TrainConfig
 
 TINY = {

@@ -4,7 +4,7 @@ Layout::
 
     DIR/manifest.json      what generated the audio, the effect and knobs, one entry per item
     DIR/dry/<id>.wav       float32 WAV, mono
-    DIR/wet/<id>.wav       written by :func:`render_dataset`
+    DIR/wet/<id>.wav       written by :func:`fxclone.rendering.render_dataset`
 
 Items belong to a split (``train``, ``val``, ``test``) and are at most ``item_seconds`` long.
 Synthetic items come from :mod:`fxclone.signals`: train from ``TRAIN_MIX`` with ``seed``, val
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -154,7 +153,7 @@ def generate_dataset(
     The same config always writes the same audio and the same manifest bytes.
     """
     out = Path(out_dir)
-    _prepare_folder(out, overwrite=overwrite)
+    prepare_folder(out, overwrite=overwrite)
     sr = config.sample_rate
     split_samples = {
         "train": round(config.train_seconds * sr),
@@ -221,64 +220,7 @@ def generate_dataset(
         "effect": None,
         "items": items,
     }
-    return _write_manifest(out, manifest)
-
-
-def render_dataset(
-    dataset_dir: str | os.PathLike[str],
-    effect_name: str,
-    knobs: Mapping[str, float] | None,
-    out_dir: str | os.PathLike[str] | None = None,
-    progress: Progress | None = None,
-) -> Path:
-    """Render every item's dry audio through a built-in effect; return the manifest path.
-
-    The items of each split are rendered as one continuous stream in manifest order (an
-    effect's oscillators and tails run on across item boundaries, as in one long recording),
-    cut back into ``wet/<id>.wav`` files, and the effect and its complete knob values go into
-    the manifest.
-    With ``out_dir`` a new dataset folder is written (manifest and dry files copied) and the
-    source is left untouched. Knobs are validated before anything is written.
-    """
-    info = load_dataset(dataset_dir)
-    effect = _get_effect(effect_name)
-    given = None if knobs is None else dict(knobs)
-    resolved = {k: _json_value(v) for k, v in effect.resolve_knobs(given).items()}
-    target = info.path if out_dir is None else Path(out_dir)
-    if out_dir is not None:
-        if target.resolve() == info.path.resolve():
-            raise FxcloneError(f"--out {target} is the dataset itself; omit it to render in place")
-        _prepare_folder(target, overwrite=False)
-    manifest = json.loads(json.dumps(info.manifest))  # a deep copy, JSON types only
-    if out_dir is None and info.effect is not None:
-        # Mark the folder unrendered first: a run that dies half-way must not leave a
-        # manifest that vouches for a mix of old and new wet files.
-        _write_manifest(target, _unrendered(manifest))
-
-    done = 0
-    for split in SPLITS:
-        items = [item for item in manifest["items"] if item["split"] == split]
-        if not items:
-            continue
-        paths = [info.path / item["dry"] for item in items]
-        dry = [_read_item(path, info.sample_rate)[0] for path in paths]
-        stream = np.concatenate(dry, axis=1)
-        wet = _render(effect, stream, info.sample_rate, resolved, info.path / f"dry ({split})")
-        start = 0
-        for item, path, piece in zip(items, paths, dry, strict=True):
-            if out_dir is not None:
-                with atomic_path(target / item["dry"]) as tmp:
-                    shutil.copyfile(path, tmp)
-            item["wet"] = f"wet/{item['id']}.wav"
-            item["knobs"] = resolved
-            end = start + piece.shape[1]
-            write_audio(target / item["wet"], wet[:, start:end], info.sample_rate)
-            start = end
-            done += 1
-            if progress is not None:
-                progress(done, len(manifest["items"]))
-    manifest["effect"] = {"kind": "builtin", "name": effect.name, "knobs": resolved}
-    return _write_manifest(target, manifest)
+    return write_manifest(out, manifest)
 
 
 def load_dataset(path: str | os.PathLike[str]) -> DatasetInfo:
@@ -353,7 +295,7 @@ def load_pairs(info: DatasetInfo, split: str) -> list[Pair]:
                 f"run `fxclone render {info.path} --effect NAME` first"
             )
         dry_path, wet_path = info.path / item["dry"], info.path / item["wet"]
-        dry, dry_sr = _read_item(dry_path, info.sample_rate)
+        dry, dry_sr = read_item(dry_path, info.sample_rate)
         if dry.shape[1] != item["samples"]:
             raise FxcloneError(
                 f"{dry_path} has {dry.shape[1]} samples but {MANIFEST} says {item['samples']}; "
@@ -415,7 +357,7 @@ def _synthetic_items(
     return [partial(build, n) for n in lengths]
 
 
-def _prepare_folder(out: Path, *, overwrite: bool) -> None:
+def prepare_folder(out: Path, *, overwrite: bool) -> None:
     """Make sure ``out`` is a usable output folder; clear an old dataset if allowed."""
     if out.exists() and not out.is_dir():
         raise FxcloneError(f"{out} is a file; give a folder path for the dataset")
@@ -433,20 +375,12 @@ def _prepare_folder(out: Path, *, overwrite: bool) -> None:
             old.unlink()
 
 
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     path = folder / MANIFEST
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
-
-
-def _unrendered(manifest: dict[str, Any]) -> dict[str, Any]:
-    copy = json.loads(json.dumps(manifest))
-    copy["effect"] = None
-    for item in copy["items"]:
-        item["wet"], item["knobs"] = None, None
-    return copy
 
 
 def _check_item(item: Any, manifest_path: Path, seen: set[str]) -> None:
@@ -474,7 +408,7 @@ def _check_item(item: Any, manifest_path: Path, seen: set[str]) -> None:
         raise FxcloneError(f"{where}: samples {item['samples']!r} is not a positive whole number")
 
 
-def _read_item(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
+def read_item(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
     audio, sr = read_audio(path)
     if sr != sample_rate:
         raise FxcloneError(
@@ -482,44 +416,6 @@ def _read_item(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
             f"generate again or resample the file to {sample_rate} Hz"
         )
     return audio, sr
-
-
-def _render(
-    effect: Any, dry: np.ndarray, sr: int, knobs: dict[str, Any], dry_path: Path
-) -> np.ndarray:
-    wet = np.asarray(effect.render(dry, sr, knobs), dtype=np.float32)
-    if wet.ndim == 1:
-        wet = wet[None, :]
-    if wet.ndim != 2 or wet.shape[1] != dry.shape[1]:
-        raise FxcloneError(
-            f"effect {effect.name!r} returned shape {wet.shape} for {dry_path} of shape "
-            f"{dry.shape}; the effect is faulty: report it or choose another effect"
-        )
-    if not np.all(np.isfinite(wet)):
-        raise FxcloneError(
-            f"effect {effect.name!r} produced NaN/Inf for {dry_path} with knobs {knobs}; "
-            "try other knob values"
-        )
-    return wet
-
-
-def _get_effect(name: str) -> Any:
-    """Look up a built-in effect (imported here so datasets load without the effects)."""
-    try:
-        from fxclone.effects import get_effect
-    except ImportError as exc:
-        raise FxcloneError(
-            f"built-in effects are unavailable ({exc}); reinstall fxclone to render {name!r}"
-        ) from None
-    return get_effect(name)
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, bool | str) or value is None:
-        return value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    return float(value)
 
 
 def _check_number(name: str, value: Any, low: float, high: float) -> None:

@@ -45,7 +45,7 @@ def render(
     progress: Progress | None = None,
 ) -> Path:
     """Render every dry file of a dataset through a built-in effect; returns the manifest."""
-    from fxclone.dataset import render_dataset
+    from fxclone.rendering import render_dataset
 
     return render_dataset(dataset_dir, effect, knobs, out_dir=out_dir, progress=progress)
 
