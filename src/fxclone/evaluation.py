@@ -97,7 +97,7 @@ def evaluate_models(
     from fxclone.audio import write_audio, write_json
     from fxclone.baselines import baseline_scores
     from fxclone.dataset import load_dataset, load_pairs
-    from fxclone.metrics import compute_metrics
+    from fxclone.metrics import compute_metrics, esr
     from fxclone.modelfile import load_model
     from fxclone.report.plots import plot_mel_spectrograms, plot_waveform_overlay
     from fxclone.streaming import process_array
@@ -136,8 +136,7 @@ def evaluate_models(
         runs.append(ModelRun(name, path, model, np.concatenate(parts, axis=1), time.time() - t0))
     train = load_pairs(info, "train")
     baselines = baseline_scores([(p.dry, p.wet) for p in train], [(p.dry, p.wet) for p in test])
-    energy = max(float(np.sum(target**2)), 1e-12)
-    baselines["esr_dry"] = float(np.sum((target - dry) ** 2) / energy)
+    baselines["esr_dry"] = esr(target, dry)
     seconds = target.shape[1] / sr
     for run in runs:
         run.scores = compute_metrics(target, run.estimate, sr, extended=report)

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from fxclone.errors import FxcloneError
-from fxclone.losses import ESRLoss, TrainingLoss
+from fxclone.losses import TrainingLoss
 from fxclone.models.base import EffectModel, config_from_dict
 from fxclone.models.registry import DEFAULT_MODEL
 
@@ -138,7 +138,6 @@ def _lightning_module(model: EffectModel, config: TrainConfig, warmup: int, val_
                 config.pre_emphasis,
                 config.mrstft_weight,
             )
-            self.val_esr = ESRLoss()
 
         def training_step(self, batch: tuple[Tensor, Tensor, Tensor], _: int) -> Tensor:
             dry, wet, knobs = batch

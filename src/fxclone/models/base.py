@@ -184,11 +184,6 @@ def broadcast_knobs(knobs: Tensor, samples: int) -> Tensor:
     return knobs[:, :, None].expand(-1, -1, samples)
 
 
-def empty_state_check(state: State, expected: int, name: str) -> None:
-    if len(state) != expected:
-        raise ValueError(f"{name} expects a state of {expected} tensors, got {len(state)}")
-
-
 __all__ = [
     "EffectModel",
     "KnobSpec",
