@@ -177,13 +177,18 @@ def test_abx_http_saves_after_every_answer_and_resumes(ab, tmp_path: Path) -> No
 
 
 def _click_and_wait(browser, button_id: str) -> None:
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = browser.find_element(By.TAG_NAME, "form")
+    # Every page has its own heading (trial N, screen N, result). Waiting for it to change is
+    # robust where staleness checks are not: Chromium may report a node of the old page as
+    # "not belonging to the document" instead of stale while the new page loads.
+    before = browser.find_element(By.TAG_NAME, "h1").text
     browser.find_element(By.ID, button_id).click()
-    WebDriverWait(browser, 10).until(ec.staleness_of(old))
+    WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.find_element(By.TAG_NAME, "h1").text != before
+    )
 
 
 def test_abx_in_browser(browser, ab, tmp_path: Path) -> None:
