@@ -8,6 +8,7 @@ an interrupted run never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from fxclone.errors import FxcloneError
+from fxclone.errors import FxcloneError, FxcloneNotice
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".aif", ".aiff")
 
@@ -33,8 +34,62 @@ def _check_file(path: Path) -> None:
         raise FxcloneError(f"{path} is empty (0 bytes); re-export or re-record it")
 
 
+def wav_shortfall(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(declared, present)`` frames of a WAV file cut short inside its data, else ``None``.
+
+    libsndfile reads such a file as far as it goes without a word; this compares the data
+    chunk's declared size with the bytes actually present (placeholder sizes 0 and 2**32-1,
+    written by recorders that stream, are not counted as truncation).
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align, pos = 0, 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk = f.read(8)
+                cid, n = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"fmt ":
+                    block_align = int.from_bytes(f.read(16)[12:14], "little")
+                elif cid == b"data":
+                    present = size - pos - 8
+                    if block_align <= 0 or n in (0, 0xFFFFFFFF) or present >= n:
+                        return None
+                    return n // block_align, present // block_align
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
+
+
+def _note_truncated(p: Path) -> None:
+    short = wav_shortfall(p)
+    if short is not None:
+        declared, present = short
+        if present < 2:
+            raise FxcloneError(
+                f"{p} is truncated: its header promises {declared} samples but {present} are "
+                "present; re-export or re-copy the file"
+            )
+        warnings.warn(
+            FxcloneNotice(
+                f"{p} is truncated: its header promises {declared} samples but only {present} "
+                f"are present; using those {present} (re-export the file for the full take)"
+            ),
+            stacklevel=1,
+        )
+
+
 def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
-    """Return ``(sample_rate, channels, frames)`` of an audio file without reading it."""
+    """Return ``(sample_rate, channels, frames)`` of an audio file without reading it.
+
+    A WAV file cut short inside its data counts the frames present, with a
+    :class:`~fxclone.errors.FxcloneNotice` warning.
+    """
     p = Path(path)
     _check_file(p)
     try:
@@ -43,6 +98,7 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
         raise FxcloneError(
             f"{p} is not a readable audio file ({_short(exc)}); give a wav, flac, mp3 or ogg file"
         ) from None
+    _note_truncated(p)
     return int(info.samplerate), int(info.channels), int(info.frames)
 
 
@@ -75,6 +131,7 @@ def read_audio(
             f"{p} is not a readable audio file ({_short(exc)}); "
             "give a wav, flac, mp3 or ogg file, re-exported if it is truncated"
         ) from None
+    _note_truncated(p)
     audio = np.ascontiguousarray(data.T)
     if check:
         check_audio(audio, p)
@@ -171,17 +228,22 @@ def _format(p: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The temporary file is ``.NAME.XXXX.part`` in the destination folder, removed on any
+    failure. A failed write (disk full, file too large, folder not writable) raises
+    :class:`FxcloneError` naming ``path``. With ``durable`` the data is flushed to disk
+    (fsync) before the rename and the folder after it, so a crash or power cut leaves either
+    the previous file or the new one, never a partial one.
+    """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part", dir=parent)
     except OSError as exc:
-        raise FxcloneError(
-            f"cannot write to folder {parent} ({exc.strerror}); choose a writable output folder"
-        ) from None
+        raise _folder_error(p, parent, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -190,15 +252,59 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
+        if durable:
+            _fsync(tmp, os.O_RDONLY)
         os.replace(tmp, p)
-    except OSError as exc:
+    except (OSError, sf.SoundFileRuntimeError) as exc:
         tmp.unlink(missing_ok=True)
-        raise FxcloneError(
-            f"could not write {p} ({exc.strerror}); free some disk space or choose another folder"
-        ) from None
+        raise write_error(p, exc) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if durable:
+        with contextlib.suppress(OSError):  # some file systems cannot sync a folder
+            _fsync(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_SF_SYSTEM_ERROR = 2  # libsndfile's code for a failed read/write system call
+
+
+def write_error(path: Path, exc: BaseException) -> FxcloneError:
+    """The one-line error for a write to ``path`` that failed with ``exc``."""
+    code = getattr(exc, "errno", None)
+    if code in _FULL or getattr(exc, "code", None) == _SF_SYSTEM_ERROR:
+        return FxcloneError(
+            f"could not write {path} (disk full or file too large); "
+            "free some space or choose another folder"
+        )
+    reason = getattr(exc, "strerror", None) or _short(exc)
+    return FxcloneError(f"could not write {path} ({reason}); choose a folder that can be written")
+
+
+def _folder_error(p: Path, parent: Path, exc: OSError) -> FxcloneError:
+    blocker = next((a for a in (parent, *parent.parents) if a.exists() and not a.is_dir()), None)
+    if blocker is not None:
+        reason = f"{blocker} is a file, not a folder"
+    elif exc.errno in _FULL:
+        return write_error(p, exc)
+    elif exc.errno == errno.EROFS:
+        reason = f"{parent} is on a read-only file system"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        reason = f"no permission to create files in {parent}"
+    elif parent.is_dir():
+        reason = f"{parent} does not accept new files"
+    else:
+        reason = exc.strerror or type(exc).__name__
+    return FxcloneError(f"cannot write {p} ({reason}); choose a folder that can be written")
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

@@ -66,10 +66,30 @@ def generate(
         Path | None, typer.Option("--from", help="Folder of your own audio to add.")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="JSON file of generate settings.")] = None,
+    capture_signal: Annotated[
+        bool,
+        typer.Option(
+            "--capture-signal", help="Write the reamping capture file OUT_DIR (a .wav) instead."
+        ),
+    ] = False,
 ) -> None:
-    """Write a dataset folder of dry signals (synthetic, plus your own audio with --from)."""
+    """Write a dataset folder of dry signals (synthetic, plus your own audio with --from).
+
+    With --capture-signal, write the file to play through your own pedal or amp instead;
+    record the result and give both files to `fxclone train DRY WET` (see docs/capture.md).
+    """
     from fxclone.dataset import GenerateConfig
     from fxclone.journey import generate as run
+
+    if capture_signal:
+        from fxclone.capture import write_capture
+
+        target = out_dir / "capture.wav" if out_dir.is_dir() else out_dir
+        if target.suffix.lower() != ".wav":
+            raise FxcloneError(f"{target}: the capture signal is a WAV file; name it *.wav")
+        written = write_capture(target, sample_rate)
+        out.print(f"wrote {written} (layout in {written.with_suffix('.json')})")
+        return
 
     settings: dict[str, Any] = {
         "seed": seed,
@@ -87,16 +107,49 @@ def generate(
 @app.command()
 def render(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder from `fxclone generate`.")],
-    effect: Annotated[str, typer.Option(help="Built-in effect name (see `fxclone effects`).")],
+    effect: Annotated[
+        str | None, typer.Option(help="Built-in effect name (see `fxclone effects`).")
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(help="Program to run per split: {dry}, {wet} and {KNOB} are filled in."),
+    ] = None,
+    plugin: Annotated[
+        Path | None, typer.Option(help="VST3 plugin (.vst3; AU .component on macOS).")
+    ] = None,
+    preset: Annotated[
+        Path | None, typer.Option(help="Preset (.vstpreset) loaded before the knobs.")
+    ] = None,
     knob: KnobOpt = None,
+    in_channels: Annotated[
+        int | None, typer.Option(help="1, or 2: the mono dry on both channels (stereo plugins).")
+    ] = None,
+    out_channel: Annotated[
+        str | None, typer.Option(help="left, right or mix (default) of a stereo output.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds a --command may run per split (default 600).")
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write a new dataset folder instead.")
     ] = None,
 ) -> None:
-    """Render a dataset's dry signals through an effect."""
+    """Render a dataset's dry signals through a built-in effect, a command or a plugin."""
     from fxclone.journey import render as run
 
-    manifest = run(dataset, effect, _knobs(knob), out_dir=out_dir, progress=_bar("render"))
+    manifest = run(
+        dataset,
+        effect,
+        _knobs(knob),
+        out_dir=out_dir,
+        progress=_bar("render"),
+        command=command,
+        plugin=plugin,
+        preset=preset,
+        in_channels=in_channels,
+        out_channel=out_channel,
+        timeout=timeout,
+    )
     out.print(f"wrote {manifest}")
 
 
@@ -140,9 +193,50 @@ def models() -> None:
     out.print(table)
 
 
+def _recording_config(
+    no_align: bool,
+    match_level: bool,
+    allow_clipping: bool,
+    wet_channel: str,
+    input_dbu: float | None,
+    output_dbu: float | None,
+) -> Any:
+    from fxclone.pairs import ImportConfig
+
+    return ImportConfig(
+        align=not no_align,
+        match_level=match_level,
+        allow_clipping=allow_clipping,
+        wet_channel=wet_channel,
+        input_level_dbu=input_dbu,
+        output_level_dbu=output_dbu,
+    )
+
+
+NoAlignOpt = Annotated[
+    bool, typer.Option("--no-align", help="Recordings: do not align (already aligned).")
+]
+MatchLevelOpt = Annotated[bool, typer.Option(help="Recordings: scale the wet to the dry's level.")]
+ClipOpt = Annotated[bool, typer.Option(help="Recordings: accept a wet that is flat at full scale.")]
+WetChannelOpt = Annotated[
+    str, typer.Option(help="Recordings: stereo wet channel to use: left, right or mix.")
+]
+InputDbuOpt = Annotated[
+    float | None,
+    typer.Option("--input-dbu", help="Recordings: level (dBu) of a 0 dBFS sine at the input."),
+]
+OutputDbuOpt = Annotated[
+    float | None,
+    typer.Option("--output-dbu", help="Recordings: level (dBu) of 0 dBFS at the output."),
+]
+
+
 @app.command()
 def train(
-    dataset: Annotated[Path, typer.Argument(help="Rendered dataset folder.")],
+    data: Annotated[
+        list[Path],
+        typer.Argument(help="Dataset folder; or DRY WET recordings, or a folder of pairs."),
+    ],
     out_path: Annotated[
         Path, typer.Option("--out", "-o", help="Model file to write (.safetensors).")
     ],
@@ -160,12 +254,36 @@ def train(
         bool, typer.Option(help="Ignore existing checkpoints and start over.")
     ] = False,
     accelerator: Annotated[str | None, typer.Option(help="cpu, gpu or auto.")] = None,
+    checkpoint_minutes: Annotated[
+        float | None,
+        typer.Option(help="Write the resume checkpoint at least this often (default 2)."),
+    ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start from this model's weights (.safetensors or .nam) to fine-tune."),
+    ] = None,
+    no_align: NoAlignOpt = False,
+    match_level: MatchLevelOpt = False,
+    allow_clipping: ClipOpt = False,
+    wet_channel: WetChannelOpt = "mix",
+    input_dbu: InputDbuOpt = None,
+    output_dbu: OutputDbuOpt = None,
 ) -> None:
-    """Train a model on a rendered dataset (resumes from checkpoints when re-run)."""
+    """Train a model on a dataset or on your recordings (resumes from checkpoints when re-run).
+
+    Recordings (a dry file and the wet file recorded from it, e.g. the capture signal and
+    your rig's output, or Neural Amp Modeler's input.wav and output.wav) are aligned and
+    split first; see docs/capture.md.
+    """
     from fxclone.journey import train as run
     from fxclone.training import TrainConfig
 
     settings = _load_json(config)
+    if config is not None:  # a mistake in the file names the file
+        try:
+            TrainConfig.from_dict(settings)
+        except FxcloneError as exc:
+            raise FxcloneError(f"{config}: {exc}") from None
     for key, value in (
         ("model", model),
         ("max_minutes", minutes),
@@ -174,17 +292,27 @@ def train(
         ("learning_rate", lr),
         ("seed", seed),
         ("accelerator", accelerator),
+        ("checkpoint_minutes", checkpoint_minutes),
     ):
         if value is not None:
             settings[key] = value
-    summary = run(
-        dataset,
-        out_path,
-        TrainConfig.from_dict(settings),
-        run_dir=run_dir,
-        fresh=fresh,
-        progress=sys.stderr.isatty(),
-    )
+    try:
+        summary = run(
+            data,
+            out_path,
+            TrainConfig.from_dict(settings),
+            run_dir=run_dir,
+            fresh=fresh,
+            progress=sys.stderr.isatty(),
+            recordings=_recording_config(
+                no_align, match_level, allow_clipping, wet_channel, input_dbu, output_dbu
+            ),
+            notice=lambda m: err.print(f"note: {m}", highlight=False, markup=False),
+            init=init,
+        )
+    except KeyboardInterrupt:  # (typer would exit 130 without a word)
+        err.print("interrupted; checkpoints are kept, run the same command again to resume")
+        raise typer.Exit(130) from None
     out.print(
         f"wrote {out_path}: best validation ESR {summary['best_val_esr']:.4g} after "
         f"{summary['epochs']} epoch(s), {summary['train_seconds']:.0f} s"
@@ -302,6 +430,80 @@ def info(model_path: Annotated[Path, typer.Argument(help="Saved model (.safetens
 
 
 @app.command()
+def align(
+    dry: Annotated[Path, typer.Argument(help="The dry file that was played into the rig.")],
+    wet: Annotated[Path, typer.Argument(help="The recording of the rig's output.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Aligned wet file to write.")],
+    report: Annotated[
+        Path | None, typer.Option(help="Also write what was done as JSON here.")
+    ] = None,
+    keep_level: Annotated[
+        bool, typer.Option(help="Keep the recording's level instead of matching the dry's.")
+    ] = False,
+    max_latency: Annotated[float, typer.Option(help="Largest latency to look for (s).")] = 1.0,
+) -> None:
+    """Line a recording up with its dry signal: latency, clock drift, DC, level, length."""
+    from fxclone.align import align_files
+
+    result = align_files(
+        dry,
+        wet,
+        out_path,
+        report_path=report,
+        match_level=not keep_level,
+        max_latency_s=max_latency,
+    )
+    for line in result.summary_lines():
+        out.print(line)
+    out.print(f"wrote {out_path}" + (f" and {report}" if report else ""))
+
+
+@app.command("import")
+def import_(
+    sources: Annotated[
+        list[Path], typer.Argument(help="DRY WET files, or one folder of dry/wet pairs.")
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create.")],
+    no_align: NoAlignOpt = False,
+    match_level: MatchLevelOpt = False,
+    allow_clipping: ClipOpt = False,
+    wet_channel: WetChannelOpt = "mix",
+    input_dbu: InputDbuOpt = None,
+    output_dbu: OutputDbuOpt = None,
+) -> None:
+    """Make a dataset folder from your own dry/wet recordings (aligned and split)."""
+    from fxclone.pairs import find_pairs, import_pairs
+
+    config = _recording_config(
+        no_align, match_level, allow_clipping, wet_channel, input_dbu, output_dbu
+    )
+    manifest = import_pairs(
+        find_pairs(sources),
+        out_dir,
+        config,
+        progress=_bar("import"),
+        notice=lambda m: out.print(f"[cyan]{m}", highlight=False),
+    )
+    out.print(f"wrote {manifest}")
+
+
+@app.command()
+def export(
+    model_path: Annotated[Path, typer.Argument(help="Saved model (.safetensors).")],
+    out_path: Annotated[Path, typer.Argument(help="File to write (.nam, .onnx or .json).")],
+    format: Annotated[
+        str | None,
+        typer.Option(help="nam, onnx or rtneural (default: from OUT's suffix)."),
+    ] = None,
+) -> None:
+    """Export a model for other players: Neural Amp Modeler, ONNX, RTNeural/AIDA-X."""
+    from fxclone.export import export as run
+
+    written = run(model_path, out_path, format)
+    out.print(f"wrote {written}")
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything.")] = Path(
         "demo_out"
@@ -338,6 +540,7 @@ def _print_metrics(m: dict[str, Any], name: str | None = None) -> None:
         ("baseline ESR: best linear FIR", "esr_linear"),
         ("baseline ESR: best static waveshaper", "esr_static"),
         ("ESR of the dry signal", "esr_dry"),
+        ("rig repeatability floor ESR (recorded twice)", "repeatability_esr"),
         ("training time (s)", "train_seconds"),
         ("apply real-time factor", "apply_realtime_factor"),
     ]
@@ -349,12 +552,45 @@ def _print_metrics(m: dict[str, Any], name: str | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print one line and exit 2; never a traceback for them."""
+    """Entry point: user errors print one line and exit 2; never a traceback for them.
+
+    Notices (:class:`~fxclone.errors.FxcloneNotice` warnings) print as one ``note:`` line. A
+    failed write that no command reported itself (disk full, folder not writable) is one
+    error line too.
+    """
+    import errno
+    import warnings
+
+    from rich.markup import escape
+
+    from fxclone.errors import FxcloneNotice
+
+    show = warnings.showwarning
+
+    def _show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, FxcloneNotice):
+            err.print(f"[yellow]note:[/yellow] {escape(str(message))}", soft_wrap=True)
+        else:
+            show(message, category, *args, **kwargs)
+
+    warnings.showwarning = _show
+    full = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    unwritable = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR}
     try:
         app(args=argv, prog_name="fxclone")
     except FxcloneError as exc:
-        err.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.errno not in full | unwritable:
+            raise
+        what = f"could not write {exc.filename}" if exc.filename else "a write failed"
+        if exc.errno in full:
+            line = f"{what} (disk full or file too large); free some space or choose another folder"
+        else:
+            line = f"{what} ({exc.strerror}); choose a folder that can be written"
+        err.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True, highlight=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted; checkpoints are kept, run the same command again to resume")
         sys.exit(130)

@@ -137,6 +137,10 @@ def evaluate_models(
     train = load_pairs(info, "train")
     baselines = baseline_scores([(p.dry, p.wet) for p in train], [(p.dry, p.wet) for p in test])
     baselines["esr_dry"] = esr(target, dry)
+    floor = (info.effect or {}).get("repeatability_esr")
+    if isinstance(floor, int | float):
+        # The recording rig's own noise floor: the ESR of a passage recorded twice.
+        baselines["repeatability_esr"] = float(floor)
     seconds = target.shape[1] / sr
     for run in runs:
         run.scores = compute_metrics(target, run.estimate, sr, extended=report)
@@ -205,9 +209,7 @@ def _write_report(
     for run in runs:
         name = "waveforms.png" if len(runs) == 1 else f"waveforms_{run.name}.png"
         images[f"Waveforms: target vs {run.name}"] = out / name
-    effect_text = (
-        f"{effect.get('name')} {effect.get('knobs')}" if effect else "recorded or external effect"
-    )
+    effect_text = _describe_effect(effect)
     write_report(
         out / "report.html",
         title=f"fxclone evaluation: {Path(str(info.path)).name}",
@@ -220,6 +222,11 @@ def _write_report(
             "linear FIR": baselines["esr_linear"],
             "static waveshaper": baselines["esr_static"],
             "dry signal": baselines["esr_dry"],
+            **(
+                {"rig repeatability floor": baselines["repeatability_esr"]}
+                if "repeatability_esr" in baselines
+                else {}
+            ),
         },
         notes=[
             f"Dataset: {info.path}; effect: {effect_text}.",
@@ -227,3 +234,19 @@ def _write_report(
             "ESR = error energy / target energy; baselines are fitted on the training split.",
         ],
     )
+
+
+def _describe_effect(effect: dict[str, Any]) -> str:
+    kind = effect.get("kind", "builtin")
+    if kind == "builtin" and effect.get("name"):
+        return f"built-in {effect['name']} {effect.get('knobs')}"
+    if kind == "recording":
+        names = ", ".join(str(p.get("name")) for p in effect.get("pairs", []))
+        floor = effect.get("repeatability_esr")
+        extra = f"; the rig's repeatability floor is ESR {floor:.3g}" if floor else ""
+        return f"recordings ({names}){extra}"
+    if kind == "command":
+        return f"external command `{effect.get('command')}` {effect.get('knobs')}"
+    if kind == "plugin":
+        return f"plugin {effect.get('path')} {effect.get('knobs')}"
+    return "recorded or external effect"

@@ -39,15 +39,59 @@ def generate(out_dir: PathLike, config: Any = None, progress: Progress | None = 
 
 def render(
     dataset_dir: PathLike,
-    effect: str,
+    effect: str | None = None,
     knobs: Mapping[str, float] | None = None,
     out_dir: PathLike | None = None,
     progress: Progress | None = None,
+    *,
+    command: str | None = None,
+    plugin: PathLike | None = None,
+    preset: PathLike | None = None,
+    in_channels: int | None = None,
+    out_channel: str | None = None,
+    timeout: float | None = None,
 ) -> Path:
-    """Render every dry file of a dataset through a built-in effect; returns the manifest."""
+    """Render every dry file of a dataset; returns the manifest.
+
+    Exactly one of ``effect`` (a built-in effect's name), ``command`` (a program template
+    with ``{dry}``, ``{wet}`` and ``{KNOB}`` placeholders) or ``plugin`` (a VST3/AU file,
+    optionally with a ``preset``) says what renders; see :mod:`fxclone.renderers`.
+    ``in_channels`` (1 or 2) and ``out_channel`` (left, right, mix) apply to commands and
+    plugins, ``timeout`` (seconds per split) to commands.
+    """
+    from fxclone import renderers
     from fxclone.rendering import render_dataset
 
-    return render_dataset(dataset_dir, effect, knobs, out_dir=out_dir, progress=progress)
+    given = (("--effect", effect), ("--command", command), ("--plugin", plugin))
+    chosen = [flag for flag, value in given if value is not None]
+    if len(chosen) != 1:
+        what = "none was given" if not chosen else f"got {' and '.join(chosen)}"
+        raise FxcloneError(
+            f"give exactly one of --effect NAME, --command TEMPLATE or --plugin FILE ({what})"
+        )
+    if preset is not None and plugin is None:
+        raise FxcloneError(f"--preset {preset} needs --plugin FILE; a preset belongs to a plugin")
+    if timeout is not None and command is None:
+        raise FxcloneError("--timeout applies to --command only; drop it")
+    if effect is not None:
+        for flag, value in (("--in-channels", in_channels), ("--out-channel", out_channel)):
+            if value is not None:
+                raise FxcloneError(f"{flag} applies to --command and --plugin only; drop it")
+        return render_dataset(dataset_dir, effect, knobs, out_dir=out_dir, progress=progress)
+    ins = 1 if in_channels is None else in_channels
+    pick = "mix" if out_channel is None else out_channel
+    renderer: renderers.Renderer
+    if command is not None:
+        limit = renderers.DEFAULT_TIMEOUT if timeout is None else timeout
+        renderer = renderers.CommandRenderer(
+            command, knobs, in_channels=ins, out_channel=pick, timeout=limit
+        )
+    else:
+        assert plugin is not None
+        renderer = renderers.PluginRenderer(
+            plugin, knobs, preset=preset, in_channels=ins, out_channel=pick
+        )
+    return render_dataset(dataset_dir, renderer, None, out_dir=out_dir, progress=progress)
 
 
 def _knob_specs(info: Any, pairs: Sequence[Any]) -> tuple[KnobSpec, ...]:
@@ -81,18 +125,26 @@ def _items(
 
 
 def train(
-    dataset_dir: PathLike,
+    dataset_dir: PathLike | Sequence[PathLike],
     out_path: PathLike,
     config: Any = None,
     *,
     run_dir: PathLike | None = None,
     fresh: bool = False,
     progress: bool = True,
+    recordings: Any = None,
+    notice: Callable[[str], None] | None = None,
+    init: PathLike | None = None,
 ) -> dict[str, Any]:
     """Train a model on a rendered dataset and save it as one ``.safetensors`` file.
 
+    ``dataset_dir`` is a dataset folder, or recordings: a dry file and a wet file, or a
+    folder of dry/wet pairs (see :mod:`fxclone.pairs`), which are aligned and imported into
+    ``<run_dir>/dataset`` first (``recordings`` is a :class:`fxclone.pairs.ImportConfig`).
     Checkpoints live in ``run_dir`` (default: ``<out_path>.run``); running the same command
-    again resumes from the last one unless ``fresh``. Returns the training summary.
+    again resumes from the last one unless ``fresh``. ``init`` (a saved fxclone model or a
+    ``.nam`` file of the same architecture) sets the starting weights, for fine-tuning; a
+    resumed run continues from its checkpoint instead. Returns the training summary.
     """
     from fxclone.dataset import load_dataset, load_pairs
     from fxclone.modelfile import save_model
@@ -108,7 +160,8 @@ def train(
         raise FxcloneError(
             f"{out} is a folder; give a file name such as {out / 'model.safetensors'}"
         )
-    info = load_dataset(dataset_dir)
+    run = Path(run_dir) if run_dir is not None else out.with_name(out.name + ".run")
+    info = load_dataset(_training_data(dataset_dir, run, recordings, fresh, notice))
     train_pairs = load_pairs(info, "train")
     val_pairs = load_pairs(info, "val")
     if not train_pairs:
@@ -123,7 +176,10 @@ def train(
         knobs=specs,
         channels=train_pairs[0].dry.shape[0],
     )
-    run = Path(run_dir) if run_dir is not None else out.with_name(out.name + ".run")
+    if init is not None:
+        from fxclone.export import initialise_from
+
+        initialise_from(model, init)
     result = fit(
         model,
         _items(train_pairs, specs),
@@ -137,11 +193,58 @@ def train(
         "model": config.model,
         "dataset": str(info.path),
         "effect": info.effect,
+        **_calibration(info.effect),
         "config": dataclasses.asdict(config),
+        **({"init": str(init)} if init is not None else {}),
         **result.summary(),
     }
     save_model(out, result.model, training=summary)
     return summary
+
+
+def _training_data(
+    source: PathLike | Sequence[PathLike],
+    run: Path,
+    recordings: Any,
+    fresh: bool,
+    notice: Callable[[str], None] | None,
+) -> Path:
+    """The dataset folder to train on: ``source`` itself, or recordings imported into the run."""
+    from fxclone.pairs import find_pairs, import_pairs, is_pair_source, same_sources
+
+    paths = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if not paths:
+        raise FxcloneError("give a dataset folder, or a dry file and a wet file")
+    if not is_pair_source(paths):
+        if len(paths) != 1:
+            raise FxcloneError(
+                f"{paths[0]} is a dataset folder; give it alone, or give a dry and a wet file"
+            )
+        return Path(paths[0])
+    pairs = find_pairs(paths)
+    data = run / "dataset"
+    if not fresh and same_sources(data, pairs, recordings):
+        if notice:
+            notice(f"using the recordings already imported into {data}")
+        return data
+    _remove_dataset(data)
+    import_pairs(pairs, data, recordings, notice=notice)
+    if notice:
+        notice(f"imported {len(pairs)} recording pair(s) into {data}")
+    return data
+
+
+def _remove_dataset(folder: Path) -> None:
+    import shutil
+
+    if folder.is_dir():
+        shutil.rmtree(folder)
+
+
+def _calibration(effect: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The rig's calibration levels (dBu), where the recordings gave them."""
+    levels = {key: (effect or {}).get(key) for key in ("input_level_dbu", "output_level_dbu")}
+    return {"calibration": levels} if any(v is not None for v in levels.values()) else {}
 
 
 def evaluate(

@@ -73,7 +73,7 @@ def save_model(
     }
     blob = st_save(tensors, metadata={"fxclone": json.dumps(meta)})
     p = Path(path)
-    with atomic_path(p) as tmp:
+    with atomic_path(p, durable=True) as tmp:
         tmp.write_bytes(blob)
     return p
 
@@ -124,19 +124,27 @@ def _read(p: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         raise FxcloneError(f"{p}: no such model file; check the path (models end in .safetensors)")
     if p.is_dir():
         raise FxcloneError(f"{p} is a folder; give the model's .safetensors file")
-    data = p.read_bytes()
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise FxcloneError(
+            f"cannot read {p} ({exc.strerror}); check the file's permissions"
+        ) from None
     if not data:
         raise FxcloneError(f"{p} is empty (0 bytes); retrain or re-copy the model file")
+    damaged = (
+        f"{p} is not a readable fxclone model (%s); the file is truncated or corrupt, "
+        "re-copy it or retrain"
+    )
+    # The header first: a newer format is reported as such even if its tensors are unknown.
     try:
-        tensors = st_load(data)
         header_len = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or header_len > len(data) - 8:
+            raise ValueError("header longer than the file")
         header = json.loads(data[8 : 8 + header_len])
         meta = json.loads(header.get("__metadata__", {}).get("fxclone", "null"))
-    except (SafetensorError, ValueError, OverflowError, UnicodeDecodeError) as exc:
-        raise FxcloneError(
-            f"{p} is not a readable fxclone model ({str(exc)[:80]}); the file is truncated or "
-            "corrupt, re-copy it or retrain"
-        ) from None
+    except (ValueError, UnicodeDecodeError, AttributeError, TypeError) as exc:
+        raise FxcloneError(damaged % _first_line(exc)) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise FxcloneError(
             f"{p} is a safetensors file but not an fxclone model (no fxclone metadata); "
@@ -148,4 +156,13 @@ def _read(p: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
             f"{p} has model format version {version}, newer than this fxclone understands "
             f"({FORMAT_VERSION}); upgrade fxclone (pip install -U fxclone)"
         )
+    try:
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, OverflowError, RuntimeError) as exc:
+        raise FxcloneError(damaged % _first_line(exc)) from None
     return meta, dict(tensors)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:80] if text else type(exc).__name__

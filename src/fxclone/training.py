@@ -4,18 +4,25 @@ The loss is ESR on pre-emphasised audio (plus an optional multi-resolution STFT 
 validation ESR on whole validation files drives checkpoint selection and early stopping.
 Training windows carry a warm-up prefix (the model's receptive field, or a burn-in for
 recurrent models) that is excluded from the loss, so every scored sample sees its full past.
+
+Checkpoints survive a kill at any moment: ``last.ckpt`` is written at least every
+``checkpoint_minutes`` and at every epoch end, each write atomic (temporary file, fsync,
+rename). An epoch's windows depend only on the seed and the epoch number, and the learning rate
+only on the epoch, so a run resumed from a mid-epoch checkpoint trains on exactly the batches
+an uninterrupted run would have.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,15 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
+from fxclone.audio import atomic_path
 from fxclone.errors import FxcloneError
 from fxclone.losses import TrainingLoss
 from fxclone.models.base import EffectModel, config_from_dict
 from fxclone.models.registry import DEFAULT_MODEL
 
 RECURRENT_BURN_IN = 2048
-_STOPPING = ("max_epochs", "max_minutes", "patience", "accelerator", "devices")
+# Settings that may change between sittings of one run (they decide when to stop or save, or
+# where to compute, not what is learned): left out of the run signature.
+_STOPPING: tuple[str, ...] = ("max_epochs", "max_minutes", "patience", "checkpoint_minutes")
+_STOPPING += ("accelerator", "devices")
 
 
 @dataclass(frozen=True)
@@ -42,7 +53,7 @@ class TrainConfig:
     batch_size: int = 8
     segment_samples: int = 16384
     learning_rate: float = 3e-3
-    lr_decay: float = 0.993  # ExponentialLR gamma, per epoch
+    lr_decay: float = 0.993  # learning rate x lr_decay per epoch
     esr_weight: float = 1.0  # loss = esr_weight * ESR + pre_emph_weight * ESR(pre-emphasised)
     pre_emph_weight: float = 1.0
     pre_emphasis: float = 0.95  # first-order pre-emphasis coefficient
@@ -50,6 +61,7 @@ class TrainConfig:
     max_epochs: int = 1000
     max_minutes: float | None = None
     patience: int = 20  # epochs without a better validation ESR before stopping
+    checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
     accelerator: str = "cpu"
@@ -62,6 +74,8 @@ class TrainConfig:
             raise ValueError("learning_rate must be positive")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError("max_minutes must be positive")
+        if not self.checkpoint_minutes > 0:
+            raise ValueError("checkpoint_minutes must be positive")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -79,8 +93,8 @@ class WindowDataset(Dataset):
     """Windows of ``warmup + segment`` samples from (dry, wet, knobs) items.
 
     Items are left-padded with ``warmup`` zeros so windows at the very start see silence, as
-    the model does at the start of a file. Window starts lie on a half-window grid jittered per
-    draw with torch's seeded global generator, so the same seed gives the same batches.
+    the model does at the start of a file. Window starts lie on a half-window grid; an index is
+    a draw ``(window, jitter)`` from :class:`WindowSampler`.
     """
 
     def __init__(
@@ -115,14 +129,42 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
-        k = int(torch.randint(len(self.index), ()).item()) if self.length != len(self.index) else i
+    def __getitem__(self, draw: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+        k, jitter = draw
         item, start = self.index[k]
         n = self.dry[item].shape[1] - self.warmup
-        jitter = int(torch.randint(self.segment // 2 + 1, ()).item())
         start = min(start + jitter, n - self.segment)
         sl = slice(start, start + self.warmup + self.segment)
         return self.dry[item][:, sl], self.wet[item][:, sl], self.knobs[item]
+
+
+class WindowSampler(Sampler[tuple[int, int]]):
+    """An epoch's window draws ``(window, jitter)``, a function of the seed and epoch alone.
+
+    With as many draws per epoch as grid windows, an epoch is a permutation of the grid;
+    otherwise windows are drawn with replacement. ``done()``, read when the epoch's first
+    batch is drawn, is how many draws a run resumed mid-epoch already trained on: skipped."""
+
+    def __init__(self, data: WindowDataset, seed: int) -> None:
+        self.n, self.length, self.max_jitter = len(data.index), data.length, data.segment // 2
+        self.seed, self.epoch = seed, 0
+        self.done: Callable[[], int] = lambda: 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
+        if self.length == self.n:
+            windows = torch.randperm(self.n, generator=g)
+        else:
+            windows = torch.randint(self.n, (self.length,), generator=g)
+        jitters = torch.randint(self.max_jitter + 1, (self.length,), generator=g)
+        for i in range(min(self.done(), self.length), self.length):
+            yield int(windows[i]), int(jitters[i])
 
 
 def _lightning_module(model: EffectModel, config: TrainConfig, warmup: int, val_items: list) -> Any:
@@ -154,10 +196,15 @@ def _lightning_module(model: EffectModel, config: TrainConfig, warmup: int, val_
                 energy += float(torch.sum(wet**2))
             self.log("val_esr", err / max(energy, 1e-12), prog_bar=True, batch_size=1)
 
+        def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+            # The rate follows the epoch number rather than a stepped scheduler's state, so a
+            # run resumed mid-epoch or at an epoch end stays on schedule.
+            lr = config.learning_rate * config.lr_decay**self.current_epoch
+            for group in self.trainer.optimizers[0].param_groups:
+                group["lr"] = lr
+
         def configure_optimizers(self) -> Any:
-            opt = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
-            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=config.lr_decay)
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            return torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
 
     return EffectModule()
 
@@ -172,14 +219,12 @@ class TrainResult:
     train_seconds: float
     resumed: bool
     run_dir: Path
+    steps: int = 0  # optimiser steps over all sittings
+    resumed_from_step: int = 0  # the step of the checkpoint this sitting started from
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "best_val_esr": self.best_val_esr,
-            "epochs": self.epochs,
-            "train_seconds": round(self.train_seconds, 1),
-            "resumed": self.resumed,
-        }
+        keys = ("best_val_esr", "epochs", "steps", "resumed", "resumed_from_step")
+        return {k: getattr(self, k) for k in keys} | {"train_seconds": round(self.train_seconds, 1)}
 
 
 def fit(
@@ -201,6 +246,7 @@ def fit(
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
 
     run = Path(run_dir)
     ckpt_dir = run / "checkpoints"
@@ -208,11 +254,16 @@ def fit(
     recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in _STOPPING}
     signature = json.dumps({"train": recipe, "model": model.describe()}, sort_keys=True)
     last = ckpt_dir / "last.ckpt"
-    resumed = False
+    resumed, resumed_from_step = False, 0
     if last.exists() and resume:
         sig_file = run / "signature.json"
         if sig_file.exists() and sig_file.read_text() == signature:
-            resumed = True
+            resumed, (resumed_from_step, done) = True, _checkpoint_progress(last)
+            if done > config.max_epochs:
+                raise FxcloneError(
+                    f"{run} has already trained {done} epochs, more than the {config.max_epochs}"
+                    f" asked for; pass --epochs {done} or more to continue, or --fresh"
+                )
         else:
             raise FxcloneError(
                 f"{run} holds a run with another configuration; pass --fresh to start over "
@@ -221,11 +272,10 @@ def fit(
     elif not resume and ckpt_dir.exists():
         for f in ckpt_dir.glob("*.ckpt"):
             f.unlink()
-    try:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "signature.json").write_text(signature)
-    except OSError as exc:
-        raise FxcloneError(f"cannot write the run folder {run} ({exc.strerror})") from None
+    for f in ckpt_dir.glob(".*.part"):  # temporary files of writes that a kill interrupted
+        f.unlink(missing_ok=True)
+    with atomic_path(run / "signature.json") as tmp:
+        tmp.write_text(signature)
 
     warm = warmup_samples(model)
     data = WindowDataset(train_items, warm, config.segment_samples, config.windows_per_epoch)
@@ -241,27 +291,20 @@ def fit(
     _quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
     module = _lightning_module(model, config, warm, val)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(
-        data,
-        batch_size=config.batch_size,
-        shuffle=data.length == len(data.index),
-        generator=generator,
-        num_workers=0,
-        drop_last=False,
-    )
+    sampler = WindowSampler(data, config.seed)
+    loader = DataLoader(data, batch_size=config.batch_size, sampler=sampler, num_workers=0)
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
         monitor="val_esr",
         mode="min",
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
     callbacks: list[Any] = [
-        best,
         EarlyStopping(monitor="val_esr", mode="min", patience=config.patience),
+        best,  # checkpoint callbacks run last, in this order: best, then last
+        _last_checkpoint(last, config.checkpoint_minutes * 60),
     ]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -276,23 +319,33 @@ def fit(
         max_epochs=config.max_epochs,
         max_time=max_time,
         callbacks=callbacks,
-        logger=_csv_logger(run),
+        plugins=[checkpoint_io()],
+        logger=CSVLogger(str(run), name="logs", version=0),
         deterministic=True,
         enable_progress_bar=progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=str(run),
     )
+    if config.devices == 1:  # (a distributed sampler would re-deal the draws)
+        batches = trainer.fit_loop.epoch_loop.batch_progress.current
+        sampler.done = lambda: batches.ready * config.batch_size
     t0 = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer.fit(
-            module,
-            train_dataloaders=loader,
-            val_dataloaders=_single_batch(),
-            ckpt_path=str(last) if resumed else None,
-            weights_only=True if resumed else None,
-        )
+        try:
+            trainer.fit(
+                module,
+                train_dataloaders=loader,
+                # one item: validation runs over whole files inside ``validation_step``
+                val_dataloaders=DataLoader(TensorDataset(torch.zeros(1)), batch_size=None),
+                ckpt_path=str(last) if resumed else None,
+                weights_only=True if resumed else None,
+            )
+        except SystemExit:  # Lightning answers Ctrl-C with sys.exit(1): pass the Ctrl-C on
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
     elapsed = time.time() - t0
     best_path = Path(best.best_model_path) if best.best_model_path else last
     if best_path.exists():
@@ -307,26 +360,72 @@ def fit(
         train_seconds=elapsed,
         resumed=resumed,
         run_dir=run,
+        steps=int(trainer.global_step),
+        resumed_from_step=resumed_from_step,
     )
 
 
-class _One(Dataset):
-    def __len__(self) -> int:
-        return 1
+def _checkpoint_progress(path: Path) -> tuple[int, int]:
+    """(optimiser step, epochs run) of a checkpoint; refuses an unreadable one."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        done = ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+        return int(ckpt["global_step"]), int(done)
+    except Exception as exc:  # any failure to unpickle means the same thing to the user
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:100]
+        raise FxcloneError(
+            f"{path} cannot be read ({detail}); pass --fresh to start over"
+        ) from None
 
-    def __getitem__(self, i: int) -> int:
-        return i
+
+def checkpoint_io() -> Any:
+    """A Lightning checkpoint writer: temporary file, fsync, rename (see ``atomic_path``), so
+    a kill, a full disk or a crash during a write leaves the previous checkpoint intact."""
+    from lightning.fabric.plugins import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(
+            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+        ) -> None:
+            buffer = io.BytesIO()  # serialised first: a failed write then fails cleanly
+            torch.save(checkpoint, buffer)
+            with atomic_path(path, durable=True) as tmp:
+                tmp.write_bytes(buffer.getbuffer())
+
+    return AtomicCheckpointIO()
 
 
-def _single_batch() -> DataLoader:
-    """A one-item loader: validation runs over whole files inside ``validation_step``."""
-    return DataLoader(_One(), batch_size=None)
+def _last_checkpoint(path: Path, interval_s: float) -> Any:
+    """A callback writing ``path`` every ``interval_s`` of training and at every epoch end.
 
+    Mid-epoch writes skip an epoch's final batch: the epoch-end write (after validation, early
+    stopping and the best checkpoint) follows at once, and a checkpoint taken between the last
+    batch and validation would make a resumed run skip that validation."""
+    from lightning.pytorch.callbacks import Checkpoint
 
-def _csv_logger(run: Path) -> Any:
-    from lightning.pytorch.loggers import CSVLogger
+    class LastCheckpoint(Checkpoint):
+        saved_at, step = time.monotonic(), -1
 
-    return CSVLogger(str(run), name="logs", version=0)
+        def on_train_batch_end(
+            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+        ) -> None:
+            final = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+            if not final and time.monotonic() - self.saved_at >= interval_s:
+                self._save(trainer)
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            self._save(trainer)
+
+        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+            self._save(trainer)  # stopped by the time limit mid-epoch
+
+        def _save(self, trainer: Any) -> None:
+            if trainer.global_step != self.step:
+                trainer.save_checkpoint(path)
+                self.step = trainer.global_step
+            self.saved_at = time.monotonic()
+
+    return LastCheckpoint()
 
 
 def _quiet_lightning() -> None:

@@ -165,7 +165,7 @@ def _metric_keys(rows: Sequence[Mapping[str, float]]) -> list[str]:
 
 def _baseline_label(key: str) -> str:
     name = key.removeprefix("esr_").replace("_", " ")
-    return f"{name} baseline"
+    return name if "floor" in name else f"{name} baseline"
 
 
 def _metrics_table(models: Sequence[ReportModel], baselines: Mapping[str, float]) -> str:
