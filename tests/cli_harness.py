@@ -38,6 +38,9 @@ for line in sys.stdin:
                                     (1, req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
                                     (2, req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
                 os.dup2(os.open(name, flags, 0o644), fd)
+            if req.get("tmpdir"):
+                import tempfile
+                os.environ["TMPDIR"] = tempfile.tempdir = req["tmpdir"]
             if req["fsize"]:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize"], req["fsize"]))
             sys.argv = ["fxclone", *req["argv"]]
@@ -73,11 +76,14 @@ class Cli:
             env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
 
-    def __call__(self, *args: str, cwd: Path, fsize: int = 0) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, cwd: Path, fsize: int = 0, tmpdir: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.n += 1
         out, err = self.logs / f"{self.n}.out", self.logs / f"{self.n}.err"
         req = {"argv": list(args), "cwd": str(cwd), "stdout": str(out), "stderr": str(err)}
+        req["tmpdir"] = str(tmpdir) if tmpdir else ""
         self.proc.stdin.write(json.dumps({**req, "fsize": fsize}) + "\n")
         self.proc.stdin.flush()
         if not select.select([self.proc.stdout], [], [], 300)[0]:

@@ -8,34 +8,17 @@ import torch
 
 from fxclone.errors import FxcloneError
 from fxclone.modelfile import load_model, save_model
-from fxclone.models import PRESETS, KnobSpec, create_model
+from fxclone.models import PRESETS, create_model
 from fxclone.models.base import EffectModel
+from trained import SR, briefly_trained
 
-SR = 48000
-KNOBS = (KnobSpec("drive", 0.0, 40.0, "dB"), KnobSpec("tone", 500.0, 8000.0, "Hz", log_scale=True))
 CASES = [(name, n) for name in PRESETS for n in (0, 2)]
-
-
-def _trained(name: str, n_knobs: int) -> EffectModel:
-    """A preset after a few optimiser steps on a toy task, so weights are not at init."""
-    torch.manual_seed(0)
-    model = create_model(name, sample_rate=SR, knobs=KNOBS[:n_knobs])
-    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
-    x = 0.5 * torch.randn(2, 1, 2048)
-    knobs = torch.rand(2, n_knobs)
-    target = torch.tanh(3 * x)
-    for _ in range(3):
-        loss = torch.mean((model(x, knobs) - target) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{n}-knobs{k}" for n, k in CASES])
 def case(request: pytest.FixtureRequest) -> tuple[EffectModel, torch.Tensor, torch.Tensor]:
     name, n_knobs = request.param
-    model = _trained(name, n_knobs)
+    model = briefly_trained(name, n_knobs)
     g = torch.Generator().manual_seed(1)
     x = 0.4 * torch.randn(2, 1, 5003, generator=g)
     knobs = torch.rand(2, n_knobs, generator=g)

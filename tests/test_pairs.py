@@ -14,6 +14,7 @@ from fxclone.capture import capture_signal
 from fxclone.dataset import load_dataset, load_pairs
 from fxclone.effects import get_effect
 from fxclone.errors import FxcloneError
+from fxclone.export import export_model
 from fxclone.journey import train
 from fxclone.metrics import esr
 from fxclone.modelfile import read_metadata
@@ -162,6 +163,9 @@ def test_train_on_a_pair_records_calibration_and_reuses_the_import(tmp_path: Pat
     train([d, w], out, TINY, progress=False, recordings=config, notice=notes.append)
     meta = read_metadata(out)
     assert meta["training"]["calibration"] == {"input_level_dbu": 12.2, "output_level_dbu": 9.8}
+    nam = json.loads(export_model(out, tmp_path / "model.nam").read_text())
+    assert nam["metadata"]["input_level_dbu"] == 12.2  # where NAM players read it
+    assert nam["metadata"]["output_level_dbu"] == 9.8
     manifest = json.loads((out.parent / "model.safetensors.run/dataset/manifest.json").read_text())
     own = estimate_latency(dry, _effect(dry), SR)
     assert abs(manifest["effect"]["pairs"][0]["latency_samples"] - own - 300.25) < 0.1

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
 
-from fxclone.models import PRESETS, KnobSpec, create_model
-from fxclone.models.base import EffectModel
+from fxclone.models import PRESETS, create_model
 from fxclone.realtime import fast_kernel, native
 from fxclone.streaming import StreamProcessor, process_array
+from trained import KNOBS, SR, briefly_trained
 
-SR = 48000
-KNOBS = (KnobSpec("drive", 0.0, 40.0, "dB"), KnobSpec("tone", 500.0, 8000.0, "Hz", log_scale=True))
 LENGTH = 17_000  # > 2 x 8192 and several history-buffer shifts (every 2048 samples)
 # Block sizes; sizes 1 and 7 stream a prefix that still spans a history-buffer shift.
 PREFIX = {"b1": 2_600, "b7": 7_000}
@@ -52,23 +48,6 @@ def _one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@functools.cache
-def _trained(name: str, n_knobs: int) -> EffectModel:
-    """A preset after a few optimiser steps on a toy task, so weights are not at init."""
-    torch.manual_seed(0)
-    model = create_model(name, sample_rate=SR, knobs=KNOBS[:n_knobs])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x = 0.5 * torch.randn(2, 1, 2048 if model.family == "wavenet" else 256)
-    knobs = torch.rand(2, n_knobs)
-    target = torch.tanh(3 * x) * (1 + knobs.sum(1, keepdim=True)[:, :, None])
-    for _ in range(3):
-        loss = torch.mean((model(x, knobs) - target) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
 def _signal(batch: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(LENGTH) / SR
@@ -89,7 +68,7 @@ def _stream(kernel, x: np.ndarray, sizes: list[int]) -> np.ndarray:
 @pytest.fixture(scope="module", params=CASES, ids=[f"{n}-knobs{k}-{b}" for n, k, b in CASES])
 def case(request: pytest.FixtureRequest):
     name, n_knobs, backend = request.param
-    model = _trained(name, n_knobs)
+    model = briefly_trained(name, n_knobs)
     x = _signal(2)
     knobs = np.random.default_rng(2).random((2, n_knobs)).astype(np.float32)
     with torch.no_grad():
@@ -113,7 +92,7 @@ def test_kernel_equals_forward(case, size) -> None:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_stream_processor_uses_kernel_for_multichannel_audio(name) -> None:
-    model = _trained(name, 2)
+    model = briefly_trained(name, 2)
     audio = _signal(2)[:, 0, :]  # stereo: each channel is its own stream
     knobs = {"drive": 30.0, "tone": 1000.0}
     fast = StreamProcessor(model, knobs, channels=2)
@@ -131,7 +110,7 @@ def test_stream_processor_uses_kernel_for_multichannel_audio(name) -> None:
 
 
 def test_silence_after_signal_settles_to_the_models_output() -> None:
-    model = _trained("wavenet-standard", 0)
+    model = briefly_trained("wavenet-standard", 0)
     x = np.concatenate([_signal(1), np.zeros((1, 1, 30_000), np.float32)], axis=2)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cli_harness import Cli, assert_clean_failure
 from fxclone import renderers
 from fxclone.audio import read_audio, write_audio
 from fxclone.dataset import GenerateConfig, generate_dataset, load_dataset, load_pairs
@@ -229,56 +230,17 @@ ERRORS = {
 }
 
 
-# Starting the CLI imports torch (seconds of CPU), so one process imports it and forks a
-# child per case; each child runs the entry point of `python -m fxclone` with its own
-# stdout (CASE.out), stderr (CASE.err) and TMPDIR (tmp_CASE), and its exit status is kept.
-FORK_CLI = """
-import json, os, sys, tempfile, traceback
-import fxclone.journey, fxclone.rendering, fxclone.renderers
-from fxclone.cli import main
-pids = {}
-for case, argv in json.loads(sys.argv[1]).items():
-    pid = os.fork()
-    if pid:
-        pids[pid] = case
-        continue
-    for fd, suffix in ((1, ".out"), (2, ".err")):
-        os.dup2(os.open(case + suffix, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-    os.environ["TMPDIR"] = tempfile.tempdir = os.path.abspath("tmp_" + case)
-    try:
-        main(argv); code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException:
-        traceback.print_exc(); code = 1
-    sys.stdout.flush(); sys.stderr.flush(); os._exit(code)
-codes = {}
-while pids:
-    pid, status = os.wait()
-    codes[pids.pop(pid)] = os.waitstatus_to_exitcode(status)
-print(json.dumps(codes))
-"""
-
-
 @pytest.fixture(scope="module")
-def cli_failures(work: Path) -> dict[str, int]:
-    """The exit status of every case in ERRORS; its output is in work/CASE.out and .err."""
+def cli_failures(work: Path, cli: Cli) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every case in ERRORS through the CLI, each with a temporary folder of its own."""
     render_dataset(work / "data", CommandRenderer(tool_command(work, "stereo")), out_dir=work / "r")
-    runs = {}
+    results = {}
     for case, (args, _) in ERRORS.items():
         shutil.copytree(work / "r", work / f"err_{case}")
         (work / f"tmp_{case}").mkdir()
-        runs[case] = [
-            "render",
-            f"err_{case}",
-            *(a.replace("TOOL", tool_command(work)) for a in args),
-        ]
-    (work / "fork_cli.py").write_text(FORK_CLI)
-    proc = subprocess.run(
-        [sys.executable, "fork_cli.py", json.dumps(runs)], capture_output=True, text=True, cwd=work
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+        argv = ["render", f"err_{case}", *(a.replace("TOOL", tool_command(work)) for a in args)]
+        results[case] = cli(*argv, cwd=work, tmpdir=work / f"tmp_{case}")
+    return results
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -286,17 +248,12 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", list(ERRORS))
-def test_command_errors_are_one_clean_line(work: Path, cli_failures, case: str) -> None:
+def test_command_errors_are_one_clean_line(
+    work: Path, cli_failures: dict[str, subprocess.CompletedProcess[str]], case: str
+) -> None:
     if case.startswith("lv2") and MDA_MISSING:
         pytest.skip(MDA_MISSING)
-    stdout, stderr = ((work / f"{case}{suffix}").read_text() for suffix in (".out", ".err"))
-    text = stdout + stderr
-    assert cli_failures[case] == 2, text
-    assert "Traceback" not in text, text
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    for needle in ERRORS[case][1]:
-        assert needle in lines[0], lines[0]
+    assert_clean_failure(cli_failures[case], *ERRORS[case][1])
     assert _files(work / f"err_{case}") == _files(work / "r")  # no wet file or manifest changed
     assert list((work / f"tmp_{case}").iterdir()) == []  # the temporary folder is gone
 

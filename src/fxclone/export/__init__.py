@@ -138,8 +138,10 @@ def _resolve_format(fmt: str | None, out: Path) -> str:
 
 
 def _levels(meta: dict[str, Any]) -> dict[str, Any]:
+    """The rig's calibration levels (dBu) the model was trained with, as NAM names them."""
     training = meta.get("training") or {}
-    return {k: meta.get(k, training.get(k)) for k in _LEVEL_KEYS}
+    calibration = training.get("calibration") or {}
+    return {k: meta.get(k, training.get(k, calibration.get(k))) for k in _LEVEL_KEYS}
 
 
 def _training_note(meta: dict[str, Any]) -> dict[str, Any]:
