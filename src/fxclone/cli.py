@@ -200,10 +200,12 @@ def _recording_config(
     wet_channel: str,
     input_dbu: float | None,
     output_dbu: float | None,
+    max_latency: float,
 ) -> Any:
     from fxclone.pairs import ImportConfig
 
     return ImportConfig(
+        max_latency_seconds=max_latency,
         align=not no_align,
         match_level=match_level,
         allow_clipping=allow_clipping,
@@ -224,6 +226,9 @@ WetChannelOpt = Annotated[
 InputDbuOpt = Annotated[
     float | None,
     typer.Option("--input-dbu", help="Recordings: level (dBu) of a 0 dBFS sine at the input."),
+]
+MaxLatencyOpt = Annotated[
+    float, typer.Option(help="Recordings: largest latency to look for (seconds).")
 ]
 OutputDbuOpt = Annotated[
     float | None,
@@ -268,6 +273,7 @@ def train(
     wet_channel: WetChannelOpt = "mix",
     input_dbu: InputDbuOpt = None,
     output_dbu: OutputDbuOpt = None,
+    max_latency: MaxLatencyOpt = 1.0,
 ) -> None:
     """Train a model on a dataset or on your recordings (resumes from checkpoints when re-run).
 
@@ -305,7 +311,13 @@ def train(
             fresh=fresh,
             progress=sys.stderr.isatty(),
             recordings=_recording_config(
-                no_align, match_level, allow_clipping, wet_channel, input_dbu, output_dbu
+                no_align,
+                match_level,
+                allow_clipping,
+                wet_channel,
+                input_dbu,
+                output_dbu,
+                max_latency,
             ),
             notice=lambda m: err.print(f"note: {m}", highlight=False, markup=False),
             init=init,
@@ -470,12 +482,13 @@ def import_(
     wet_channel: WetChannelOpt = "mix",
     input_dbu: InputDbuOpt = None,
     output_dbu: OutputDbuOpt = None,
+    max_latency: MaxLatencyOpt = 1.0,
 ) -> None:
     """Make a dataset folder from your own dry/wet recordings (aligned and split)."""
     from fxclone.pairs import find_pairs, import_pairs
 
     config = _recording_config(
-        no_align, match_level, allow_clipping, wet_channel, input_dbu, output_dbu
+        no_align, match_level, allow_clipping, wet_channel, input_dbu, output_dbu, max_latency
     )
     manifest = import_pairs(
         find_pairs(sources),

@@ -171,7 +171,7 @@ def analyse(
             f"no consistent correlation peak between the dry and the wet (best normalised "
             f"correlation {best:.3f}; it must reach {MIN_CORRELATION} at consistent lags): the "
             "files do not belong together; pass the recording made from this dry signal, or "
-            f"raise max_latency_s (now {max_latency_s:g}) if it starts much later"
+            f"raise the latency limit --max-latency (now {max_latency_s:g} s) if it starts later"
         )
     sign = 1.0 if np.sum(ncc[inliers]) >= 0 else -1.0
     inliers &= np.sign(ncc) == sign
@@ -187,8 +187,8 @@ def analyse(
         latency = refine(d, w, chosen, size, round(float(np.median(kept))), sign)[0]
     if abs(latency) > max_lag:
         raise FxcloneError(
-            f"the latency is {latency:.1f} samples ({1000 * latency / sr:.1f} ms), beyond "
-            f"max_latency_s={max_latency_s:g}; raise max_latency_s to "
+            f"the latency is {latency:.1f} samples ({1000 * latency / sr:.1f} ms), beyond the "
+            f"limit of {max_latency_s:g} s; pass --max-latency "
             f"{math.ceil(abs(latency) / sr * 10) / 10 + 0.1:g} or trim the recording's start"
         )
     return latency, float(np.median(np.abs(corr))), sign < 0, drift, (chosen, size, sign)
