@@ -1,6 +1,6 @@
 """Capturing third-party plugins end to end through the CLI: render with a command, train, score.
 
-Slow (30 minutes of training per plugin on a 2-core CPU): run with ``pytest -m slow
+Slow (20 minutes of training per plugin on a 2-core CPU): run with ``pytest -m slow
 tests/test_capture_plugins.py``. The figures are in docs/benchmarks.md.
 """
 
@@ -22,7 +22,7 @@ CASES = {
     # A compressor/limiter at its default settings.
     "Dynamics": ("", {}),
 }
-MINUTES = float(os.environ.get("FXCLONE_CAPTURE_MINUTES", "30"))
+MINUTES = float(os.environ.get("FXCLONE_CAPTURE_MINUTES", "20"))
 
 
 def _fxclone(*args: str, cwd: Path) -> str:
