@@ -230,7 +230,7 @@ def import_pairs(
         "sample_rate": sample_rate,
         "seed": 0,
         "created_by": f"fxclone {__version__}",
-        "generator": {"import": {k: v for k, v in vars(config).items()}},
+        "generator": {"import": dict(vars(config))},
         "effect": effect,
         "items": items,
     }
