@@ -15,12 +15,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fxclone.checkpoints import checkpoint_io
 from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.errors import FxcloneError
 from fxclone.journey import train
 from fxclone.modelfile import read_metadata
 from fxclone.rendering import render_dataset
-from fxclone.training import TrainConfig, checkpoint_io
+from fxclone.training import TrainConfig
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 8  # windows_per_epoch / batch_size

@@ -6,7 +6,7 @@ import functools
 
 import torch
 
-from fxclone.models import KnobSpec, create_model
+from fxclone.models import PRESETS, KnobSpec, create_model
 from fxclone.models.base import EffectModel
 
 SR = 48000
@@ -14,11 +14,13 @@ KNOBS = (KnobSpec("drive", 0.0, 40.0, "dB"), KnobSpec("tone", 500.0, 8000.0, "Hz
 
 
 @functools.cache
-def briefly_trained(name: str, n_knobs: int) -> EffectModel:
-    """A preset (at 48 kHz, with the first ``n_knobs`` of KNOBS) after three Adam steps on a
-    toy saturation task whose level depends on the knobs, so every weight has moved."""
+def briefly_trained(name: str, n_knobs: int, full: bool = False) -> EffectModel:
+    """A preset (at 48 kHz, with the first ``n_knobs`` of KNOBS; its tiny test size unless
+    ``full``) after three Adam steps on a toy saturation task whose level depends on the
+    knobs, so every weight has moved."""
     torch.manual_seed(0)
-    model = create_model(name, sample_rate=SR, knobs=KNOBS[:n_knobs])
+    tiny = None if full else dict(PRESETS[name].tiny)
+    model = create_model(name, sample_rate=SR, knobs=KNOBS[:n_knobs], overrides=tiny)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x = 0.5 * torch.randn(2, 1, 2048 if model.family == "wavenet" else 256)
     knobs = torch.rand(2, n_knobs)

@@ -171,25 +171,37 @@ def effects() -> None:
 
 
 @app.command()
-def models() -> None:
-    """List the registered models with parameters, receptive field and latency."""
+def models(
+    sample_rate: Annotated[
+        int, typer.Option(help="Data sample rate to describe them at (Hz).")
+    ] = 48000,
+) -> None:
+    """List the registered models with parameters, receptive field, latency and native rate."""
     from fxclone.models.registry import DEFAULT_MODEL, PRESETS, create_model
 
-    table = Table(title="Models")
-    for col in ("model", "family", "parameters", "receptive field", "latency", "description"):
+    table = Table(title=f"Models (figures at {sample_rate} Hz)")
+    columns = ("model", "family", "parameters", "receptive field", "latency", "runs at")
+    for col in (*columns, "description"):
         table.add_column(col)
     for name, preset in PRESETS.items():
-        m = create_model(name, sample_rate=48000)
-        rf = f"{m.receptive_field} samples" if m.receptive_field > 0 else "unbounded (recurrent)"
+        m = create_model(name, sample_rate=sample_rate)
+        rf = m.receptive_field
+        rf_text = f"{rf:,} samples" if rf > 0 else "unbounded (recurrent)"
+        lat = m.latency_samples
+        lat_text = f"{lat:,} samples ({1000 * lat / sample_rate:.1f} ms)" if lat else "0"
+        rate = m.describe().get("resampling", {}).get("internal_rate", sample_rate)
+        rate_text = f"{rate / 1000:g} kHz" + (" (resampled)" if rate != sample_rate else "")
         label = f"{name} (default)" if name == DEFAULT_MODEL else name
         table.add_row(
             label,
             preset.family,
             f"{m.num_parameters():,}",
-            rf,
-            f"{m.latency_samples} samples",
+            rf_text,
+            lat_text,
+            rate_text,
             preset.description,
         )
+        del m
     out.print(table)
 
 
@@ -282,7 +294,7 @@ def train(
     split first; see docs/capture.md.
     """
     from fxclone.journey import train as run
-    from fxclone.training import TrainConfig
+    from fxclone.training import TrainConfig, train_config
 
     settings = _load_json(config)
     if config is not None:  # a mistake in the file names the file
@@ -306,7 +318,7 @@ def train(
         summary = run(
             data,
             out_path,
-            TrainConfig.from_dict(settings),
+            train_config(settings),
             run_dir=run_dir,
             fresh=fresh,
             progress=sys.stderr.isatty(),

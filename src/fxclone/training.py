@@ -1,9 +1,10 @@
 """Training: a Lightning module around any registered model, with checkpoints and resume.
 
-The loss is ESR on pre-emphasised audio (plus an optional multi-resolution STFT term);
-validation ESR on whole validation files drives checkpoint selection and early stopping.
-Training windows carry a warm-up prefix (the model's receptive field, or a burn-in for
-recurrent models) that is excluded from the loss, so every scored sample sees its full past.
+The loss is ESR plus ESR on pre-emphasised audio (plus an optional multi-resolution STFT
+term), or a model's own loss; validation ESR on whole validation files drives checkpoint
+selection and early stopping. Training windows (fxclone.windows) carry a warm-up prefix that
+is excluded from the loss, so every scored sample sees its full past. Models with a protocol
+of several stages (pretraining, supervised training, fine-tuning) train them in turn.
 
 Checkpoints survive a kill at any moment: ``last.ckpt`` is written at least every
 ``checkpoint_minutes`` and at every epoch end, each write atomic (temporary file, fsync,
@@ -15,30 +16,30 @@ an uninterrupted run would have.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
-import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from fxclone.audio import atomic_path
+from fxclone.checkpoints import checkpoint_io, checkpoint_progress, last_checkpoint
 from fxclone.errors import FxcloneError
 from fxclone.losses import TrainingLoss
-from fxclone.models.base import EffectModel, config_from_dict
-from fxclone.models.registry import DEFAULT_MODEL
+from fxclone.models.base import EffectModel, Stage, config_from_dict
+from fxclone.models.registry import DEFAULT_MODEL, get_preset
+from fxclone.windows import WindowDataset, WindowSampler, warmup_samples
 
-RECURRENT_BURN_IN = 2048
 # Settings that may change between sittings of one run (they decide when to stop or save, or
 # where to compute, not what is learned): left out of the run signature.
 _STOPPING: tuple[str, ...] = ("max_epochs", "max_minutes", "patience", "checkpoint_minutes")
@@ -82,131 +83,88 @@ class TrainConfig:
         return config_from_dict(cls, data, "training config")
 
 
-def warmup_samples(model: EffectModel) -> int:
-    """Samples of context before each scored window: receptive field, or a burn-in."""
-    if model.receptive_field <= 0:
-        return RECURRENT_BURN_IN
-    return model.receptive_field - 1
+def train_config(settings: Mapping[str, Any]) -> TrainConfig:
+    """The training config for ``settings``, the chosen model's own defaults (its authors'
+    window length, batch size, learning rate) filling what the settings leave out."""
+    preset = get_preset(settings.get("model", DEFAULT_MODEL))
+    return TrainConfig.from_dict({**preset.train_defaults, **settings})
 
 
-class WindowDataset(Dataset):
-    """Windows of ``warmup + segment`` samples from (dry, wet, knobs) items.
+def score_region(
+    estimate: Tensor, target: Tensor, warmup: int, latency: int
+) -> tuple[Tensor, Tensor]:
+    """The scored parts of a model's output and its target, time on the last axis.
 
-    Items are left-padded with ``warmup`` zeros so windows at the very start see silence, as
-    the model does at the start of a file. Window starts lie on a half-window grid; an index is
-    a draw ``(window, jitter)`` from :class:`WindowSampler`.
-    """
-
-    def __init__(
-        self,
-        items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-        warmup: int,
-        segment: int,
-        windows_per_epoch: int | None = None,
-    ) -> None:
-        self.warmup, self.segment = warmup, segment
-        self.dry: list[Tensor] = []
-        self.wet: list[Tensor] = []
-        self.knobs: list[Tensor] = []
-        self.index: list[tuple[int, int]] = []
-        hop = max(1, segment // 2)
-        for dry, wet, knobs in items:
-            if dry.shape[1] < segment:
-                continue
-            pad = np.zeros((dry.shape[0], warmup), np.float32)
-            self.dry.append(torch.from_numpy(np.concatenate([pad, dry], axis=1)))
-            self.wet.append(torch.from_numpy(np.concatenate([pad, wet], axis=1)))
-            self.knobs.append(torch.as_tensor(knobs, dtype=torch.float32))
-            n = dry.shape[1]
-            self.index += [(len(self.dry) - 1, s) for s in range(0, n - segment + 1, hop)]
-        if not self.index:
-            raise FxcloneError(
-                f"the training split has no file longer than one training window ({segment} "
-                "samples); generate longer material or pass a smaller --segment"
-            )
-        self.length = windows_per_epoch or max(1, math.ceil(len(self.index) / 2))
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, draw: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
-        k, jitter = draw
-        item, start = self.index[k]
-        n = self.dry[item].shape[1] - self.warmup
-        start = min(start + jitter, n - self.segment)
-        sl = slice(start, start + self.warmup + self.segment)
-        return self.dry[item][:, sl], self.wet[item][:, sl], self.knobs[item]
+    The first ``warmup`` samples are context; a model with ``latency`` samples of look-ahead
+    outputs at index n its estimate of the target at n - latency (models/base.py)."""
+    n = target.shape[-1]
+    return estimate[..., warmup + latency :], target[..., warmup : n - latency]
 
 
-class WindowSampler(Sampler[tuple[int, int]]):
-    """An epoch's window draws ``(window, jitter)``, a function of the seed and epoch alone.
-
-    With as many draws per epoch as grid windows, an epoch is a permutation of the grid;
-    otherwise windows are drawn with replacement. ``done()``, read when the epoch's first
-    batch is drawn, is how many draws a run resumed mid-epoch already trained on: skipped."""
-
-    def __init__(self, data: WindowDataset, seed: int) -> None:
-        self.n, self.length, self.max_jitter = len(data.index), data.length, data.segment // 2
-        self.seed, self.epoch = seed, 0
-        self.done: Callable[[], int] = lambda: 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**63)
-        if self.length == self.n:
-            windows = torch.randperm(self.n, generator=g)
-        else:
-            windows = torch.randint(self.n, (self.length,), generator=g)
-        jitters = torch.randint(self.max_jitter + 1, (self.length,), generator=g)
-        for i in range(min(self.done(), self.length), self.length):
-            yield int(windows[i]), int(jitters[i])
-
-
-def _lightning_module(model: EffectModel, config: TrainConfig, warmup: int, val_items: list) -> Any:
+def _lightning_module(
+    model: EffectModel, config: TrainConfig, stage: Stage, warmup: int, val_items: list
+) -> Any:
     import lightning as L
+
+    latency = model.latency_samples
+    default = stage.forward is None and stage.loss is None and stage.data == "pairs"
 
     class EffectModule(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
-            self.loss = TrainingLoss(
+            self.loss = stage.loss or TrainingLoss(
                 config.esr_weight,
                 config.pre_emph_weight,
                 config.pre_emphasis,
                 config.mrstft_weight,
             )
 
+        def _estimate(self, dry: Tensor, wet: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
+            if stage.data == "autoencoder":  # dry and wet pooled, each its own target
+                dry, wet, knobs = torch.cat([dry, wet]), torch.cat([dry, wet]), knobs.repeat(2, 1)
+            if stage.forward is None:
+                return self.model(dry, knobs), wet
+            return stage.forward(self.model, dry, knobs, wet), wet
+
         def training_step(self, batch: tuple[Tensor, Tensor, Tensor], _: int) -> Tensor:
-            dry, wet, knobs = batch
-            y = self.model(dry, knobs)[..., warmup:]
-            loss = self.loss(y, wet[..., warmup:])
+            loss = self.loss(*score_region(*self._estimate(*batch), warmup, latency))
             self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
             return loss
 
         def validation_step(self, batch: int, _: int) -> None:
-            err = energy = 0.0
+            # Whole files, padded at the end so a look-ahead model reaches their last sample.
+            err = energy = total = 0.0
             for dry, wet, knobs in val_items:
-                y = self.model(dry, knobs)
-                err += float(torch.sum((y - wet) ** 2))
-                energy += float(torch.sum(wet**2))
-            self.log("val_esr", err / max(energy, 1e-12), prog_bar=True, batch_size=1)
+                pad = (0, latency)
+                est, target = self._estimate(F.pad(dry, pad), F.pad(wet, pad), knobs)
+                est, target = score_region(est, target, 0, latency)
+                if default:
+                    err += float(torch.sum((est - target) ** 2))
+                    energy += float(torch.sum(target**2))
+                else:
+                    total += float(self.loss(est, target))
+            score = err / max(energy, 1e-12) if default else total / len(val_items)
+            self.log(_monitor(stage), score, prog_bar=True, batch_size=1)
 
         def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
             # The rate follows the epoch number rather than a stepped scheduler's state, so a
             # run resumed mid-epoch or at an epoch end stays on schedule.
-            lr = config.learning_rate * config.lr_decay**self.current_epoch
+            lr = config.learning_rate * stage.lr_scale * config.lr_decay**self.current_epoch
             for group in self.trainer.optimizers[0].param_groups:
                 group["lr"] = lr
 
         def configure_optimizers(self) -> Any:
-            return torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+            params = stage.parameters(self.model) if stage.parameters else self.model.parameters()
+            return torch.optim.Adam(params, lr=config.learning_rate * stage.lr_scale)
 
     return EffectModule()
+
+
+def _monitor(stage: Stage) -> str:
+    """The validation figure a stage keeps its best checkpoint by."""
+    default = stage.forward is None and stage.loss is None and stage.data == "pairs"
+    return "val_esr" if default else "val_loss"
 
 
 @dataclass
@@ -221,10 +179,12 @@ class TrainResult:
     run_dir: Path
     steps: int = 0  # optimiser steps over all sittings
     resumed_from_step: int = 0  # the step of the checkpoint this sitting started from
+    stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         keys = ("best_val_esr", "epochs", "steps", "resumed", "resumed_from_step")
-        return {k: getattr(self, k) for k in keys} | {"train_seconds": round(self.train_seconds, 1)}
+        out = {k: getattr(self, k) for k in keys} | {"train_seconds": round(self.train_seconds, 1)}
+        return out | ({"stages": self.stages} if self.stages else {})
 
 
 def fit(
@@ -237,28 +197,112 @@ def fit(
     resume: bool = True,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``model`` in place; checkpoints go to ``run_dir/checkpoints``.
+    """Train ``model`` in place, stage by stage; checkpoints go to ``run_dir/checkpoints``.
 
     ``*_items`` are ``(dry, wet, knobs)``: float32 ``(channels, samples)`` audio and a
     normalised knob vector ``(n_knobs,)``. If ``run_dir`` holds a checkpoint of the same
-    configuration and ``resume`` is set, training continues from it.
+    configuration and ``resume`` is set, training continues from it. A model with several
+    training stages (``model.training_stages()``, e.g. pretraining, then supervised training,
+    then fine-tuning) trains each in ``run_dir/stageN-NAME`` on its share of the epochs and
+    minutes; a re-run skips the stages already finished.
     Returns the model loaded with the weights of the best validation ESR.
     """
+    stages = model.training_stages()
+    if len(stages) == 1:
+        return _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
+                          resume, progress, signed_stage=False)  # fmt: skip
+    run = Path(run_dir)
+    done: list[dict[str, Any]] = []
+    result: TrainResult | None = None
+    for i, stage in enumerate(stages):
+        sub = run / f"stage{i + 1}-{stage.name}"
+        share = dataclasses.replace(
+            config,
+            max_epochs=max(1, round(config.max_epochs * stage.budget)),
+            max_minutes=None if config.max_minutes is None else config.max_minutes * stage.budget,
+        )
+        finished = sub / "finished.json"
+        if resume and finished.exists() and (sub / "checkpoints" / "best.ckpt").exists():
+            _load_best(model, sub / "checkpoints" / "best.ckpt")
+            done.append(json.loads(finished.read_text()))
+            continue
+        result = _fit_stage(model, stage, train_items, val_items, share, sub, resume, progress,
+                            signed_stage=True)  # fmt: skip
+        record = {"stage": stage.name, **result.summary()}
+        with atomic_path(finished) as tmp:
+            tmp.write_text(json.dumps(record))
+        done.append(record)
+        resume = resume and result.resumed  # a stage trained afresh invalidates those after it
+    last = stages[-1]
+    best = (
+        done[-1]["best_val_esr"]
+        if _monitor(last) == "val_esr"
+        else validation_esr(model, val_items)
+    )
+    model.eval()
+    return TrainResult(
+        model=model,
+        best_val_esr=float(best),
+        epochs=sum(int(d["epochs"]) for d in done),
+        train_seconds=sum(float(d["train_seconds"]) for d in done),
+        resumed=any(d["resumed"] for d in done) or result is None,
+        run_dir=run,
+        steps=sum(int(d["steps"]) for d in done),
+        resumed_from_step=result.resumed_from_step if result else 0,
+        stages=done,
+    )
+
+
+@torch.no_grad()
+def validation_esr(
+    model: EffectModel, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+) -> float:
+    """ESR of ``model`` over whole (dry, wet, knobs) items, latency compensated."""
+    model.eval()
+    lat = model.latency_samples
+    err = energy = 0.0
+    for dry, wet, knobs in items:
+        x = F.pad(torch.from_numpy(dry)[None], (0, lat))
+        y = model(x, torch.as_tensor(knobs)[None].float())[..., lat:]
+        err += float(torch.sum((y - torch.from_numpy(wet)[None]) ** 2))
+        energy += float(np.sum(wet.astype(np.float64) ** 2))
+    return err / max(energy, 1e-12)
+
+
+def _load_best(model: EffectModel, path: Path) -> None:
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items()})
+
+
+def _fit_stage(
+    model: EffectModel,
+    stage: Stage,
+    train_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    config: TrainConfig,
+    run: Path,
+    resume: bool,
+    progress: bool,
+    signed_stage: bool,
+) -> TrainResult:
+    """One stage of training in ``run`` (see :func:`fit`)."""
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    run = Path(run_dir)
     ckpt_dir = run / "checkpoints"
     # Stopping rules may change between sittings (train longer); anything else may not.
     recipe = {k: v for k, v in dataclasses.asdict(config).items() if k not in _STOPPING}
-    signature = json.dumps({"train": recipe, "model": model.describe()}, sort_keys=True)
+    sig: dict[str, Any] = {"train": recipe, "model": model.describe()}
+    if signed_stage:
+        sig["stage"] = {"name": stage.name, "data": stage.data, "lr_scale": stage.lr_scale}
+    signature = json.dumps(sig, sort_keys=True)
     last = ckpt_dir / "last.ckpt"
     resumed, resumed_from_step = False, 0
     if last.exists() and resume:
         sig_file = run / "signature.json"
         if sig_file.exists() and sig_file.read_text() == signature:
-            resumed, (resumed_from_step, done) = True, _checkpoint_progress(last)
+            resumed, (resumed_from_step, done) = True, checkpoint_progress(last)
             if done > config.max_epochs:
                 raise FxcloneError(
                     f"{run} has already trained {done} epochs, more than the {config.max_epochs}"
@@ -278,6 +322,11 @@ def fit(
         tmp.write_text(signature)
 
     warm = warmup_samples(model)
+    if config.segment_samples <= model.latency_samples:
+        raise FxcloneError(
+            f"training windows of {config.segment_samples} samples are shorter than the model's"
+            f" look-ahead ({model.latency_samples} samples); set segment_samples above it"
+        )
     data = WindowDataset(train_items, warm, config.segment_samples, config.windows_per_epoch)
     val = [
         (torch.from_numpy(d)[None], torch.from_numpy(w)[None], torch.as_tensor(k)[None].float())
@@ -290,21 +339,21 @@ def fit(
 
     _quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = _lightning_module(model, config, warm, val)
+    module = _lightning_module(model, config, stage, warm, val)
     sampler = WindowSampler(data, config.seed)
     loader = DataLoader(data, batch_size=config.batch_size, sampler=sampler, num_workers=0)
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor="val_esr",
+        monitor=_monitor(stage),
         mode="min",
         save_top_k=1,
         enable_version_counter=False,
     )
     callbacks: list[Any] = [
-        EarlyStopping(monitor="val_esr", mode="min", patience=config.patience),
+        EarlyStopping(monitor=_monitor(stage), mode="min", patience=config.patience),
         best,  # checkpoint callbacks run last, in this order: best, then last
-        _last_checkpoint(last, config.checkpoint_minutes * 60),
+        last_checkpoint(last, config.checkpoint_minutes * 60),
     ]
     if progress:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -363,69 +412,6 @@ def fit(
         steps=int(trainer.global_step),
         resumed_from_step=resumed_from_step,
     )
-
-
-def _checkpoint_progress(path: Path) -> tuple[int, int]:
-    """(optimiser step, epochs run) of a checkpoint; refuses an unreadable one."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        done = ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
-        return int(ckpt["global_step"]), int(done)
-    except Exception as exc:  # any failure to unpickle means the same thing to the user
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:100]
-        raise FxcloneError(
-            f"{path} cannot be read ({detail}); pass --fresh to start over"
-        ) from None
-
-
-def checkpoint_io() -> Any:
-    """A Lightning checkpoint writer: temporary file, fsync, rename (see ``atomic_path``), so
-    a kill, a full disk or a crash during a write leaves the previous checkpoint intact."""
-    from lightning.fabric.plugins import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        def save_checkpoint(
-            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
-        ) -> None:
-            buffer = io.BytesIO()  # serialised first: a failed write then fails cleanly
-            torch.save(checkpoint, buffer)
-            with atomic_path(path, durable=True) as tmp:
-                tmp.write_bytes(buffer.getbuffer())
-
-    return AtomicCheckpointIO()
-
-
-def _last_checkpoint(path: Path, interval_s: float) -> Any:
-    """A callback writing ``path`` every ``interval_s`` of training and at every epoch end.
-
-    Mid-epoch writes skip an epoch's final batch: the epoch-end write (after validation, early
-    stopping and the best checkpoint) follows at once, and a checkpoint taken between the last
-    batch and validation would make a resumed run skip that validation."""
-    from lightning.pytorch.callbacks import Checkpoint
-
-    class LastCheckpoint(Checkpoint):
-        saved_at, step = time.monotonic(), -1
-
-        def on_train_batch_end(
-            self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
-        ) -> None:
-            final = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
-            if not final and time.monotonic() - self.saved_at >= interval_s:
-                self._save(trainer)
-
-        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-            self._save(trainer)
-
-        def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-            self._save(trainer)  # stopped by the time limit mid-epoch
-
-        def _save(self, trainer: Any) -> None:
-            if trainer.global_step != self.step:
-                trainer.save_checkpoint(path)
-                self.step = trainer.global_step
-            self.saved_at = time.monotonic()
-
-    return LastCheckpoint()
 
 
 def _quiet_lightning() -> None:

@@ -12,6 +12,11 @@ Every model offers two equivalent ways to run:
 
 Running ``step`` over consecutive blocks from ``init_state`` gives the same output as ``forward``
 on the concatenated blocks (to float tolerance), for any block sizes.
+
+Latency: a model that looks ``L = latency_samples`` samples ahead (non-causal frames or windows)
+outputs at index ``n`` its estimate of the wet sample ``n - L``, in ``forward`` and ``step``
+alike, so it can stream. Training, evaluation and ``apply`` compensate: the output is compared
+with the target ``L`` samples earlier, and files are padded with ``L`` zeros at the end.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,6 +84,38 @@ def config_from_dict(cls: type, data: Mapping[str, Any], what: str) -> Any:
         raise FxcloneError(f"invalid {what} configuration: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a model's training protocol (most models have one: supervised training).
+
+    Each stage is trained as its own run, with a fresh Adam optimiser, on ``budget`` of the
+    run's epochs and minutes, and keeps its best checkpoint by its own validation loss.
+
+    * ``data``: ``"pairs"`` trains on (dry, wet) windows; ``"autoencoder"`` pools dry and wet
+      windows and makes each its own target (unsupervised pretraining).
+    * ``forward(model, x, knobs, target)`` gives what ``loss`` compares with the target;
+      default ``model(x, knobs)``. ``target`` (the whole window, aligned with ``x``) is there
+      for teacher forcing only. The result's last axis is time and is cropped like the
+      audio, so logits ``(batch, classes, samples)`` work too.
+    * ``loss(estimate, target)``: default, the training config's loss (ESR + pre-emphasised
+      ESR, optionally MRSTFT); validation then scores ESR on whole files as usual.
+    * ``parameters(model)``: what this stage trains; default every parameter.
+    * ``lr_scale``: the stage's learning rate is the configured one times this.
+    """
+
+    name: str = "supervised"
+    data: str = "pairs"
+    forward: Callable[[Any, Tensor, Tensor, Tensor], Tensor] | None = None
+    loss: Callable[[Tensor, Tensor], Tensor] | None = None
+    parameters: Callable[[Any], Iterable[nn.Parameter]] | None = None
+    lr_scale: float = 1.0
+    budget: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.data not in ("pairs", "autoencoder"):
+            raise ValueError(f"stage data must be 'pairs' or 'autoencoder', not {self.data!r}")
+
+
 class EffectModel(nn.Module, ABC):
     """Base class of every model family.
 
@@ -90,6 +127,9 @@ class EffectModel(nn.Module, ABC):
 
     family: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    # The rate the architecture was designed for (e.g. 16 kHz for the thesis models); at a
+    # higher rate the registry wraps the model in an integer-factor resampler (models/resample).
+    native_sample_rate: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -149,6 +189,10 @@ class EffectModel(nn.Module, ABC):
             )
         return knobs
 
+    def training_stages(self) -> tuple[Stage, ...]:
+        """The model's training protocol; default: one supervised stage."""
+        return (Stage(),)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
@@ -187,6 +231,7 @@ def broadcast_knobs(knobs: Tensor, samples: int) -> Tensor:
 __all__ = [
     "EffectModel",
     "KnobSpec",
+    "Stage",
     "State",
     "broadcast_knobs",
     "config_from_dict",

@@ -7,17 +7,22 @@ with a name users type (``fxclone train --model wavenet-standard``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fxclone.errors import FxcloneError
 from fxclone.models.base import EffectModel, KnobSpec
+from fxclone.models.resample import ResampledModel, resampling_factor
 from fxclone.models.rnn import RecurrentModel, RNNConfig
 from fxclone.models.wavenet import LayerArrayConfig, WaveNet, WaveNetConfig
 
 FAMILIES: dict[str, type[EffectModel]] = {
     WaveNet.family: WaveNet,
     RecurrentModel.family: RecurrentModel,
+    # --- seed families: McCool, KTH, micro-TCN ---
+    # --- end seed families ---
+    # --- thesis families: Martinez Ramirez ---
+    # --- end thesis families ---
 }
 
 
@@ -29,6 +34,11 @@ class Preset:
     family: str
     config: Any
     description: str
+    # Training settings this model's authors used (window length, batch, learning rate),
+    # applied where the user's settings are silent.
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Config overrides giving a tiny model of the same family, for the contract tests.
+    tiny: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _nam_small(channels: int, head: int) -> WaveNetConfig:
@@ -76,6 +86,10 @@ PRESETS: dict[str, Preset] = {
             RNNConfig(cell="lstm", hidden_size=24, num_layers=1, skip=False),
             "NAM standard LSTM: 1 layer of 24 units, linear head, no skip",
         ),
+        # --- seed presets: McCool, KTH, micro-TCN ---
+        # --- end seed presets ---
+        # --- thesis presets: Martinez Ramirez ---
+        # --- end thesis presets ---
     )
 }
 
@@ -129,10 +143,14 @@ def build_model(
     cls = _family(family)
     if isinstance(config, Mapping):
         config = config_from_mapping(family, config)
+    # A model designed for a lower rate runs there, behind resamplers (models/resample.py).
+    factor = resampling_factor(cls.native_sample_rate, sample_rate)
+    rate = int(round(sample_rate / factor))
     try:
-        return cls(config, sample_rate=sample_rate, knobs=tuple(knobs), channels=channels)
+        model = cls(config, sample_rate=rate, knobs=tuple(knobs), channels=channels)
     except ValueError as exc:
         raise FxcloneError(f"invalid {family} configuration: {exc}") from None
+    return model if factor == 1 else ResampledModel(model, factor, sample_rate)
 
 
 def _family(family: str) -> type[EffectModel]:
