@@ -552,6 +552,47 @@ def demo(
     out.print(f"wrote {out_dir / 'metrics.json'}")
 
 
+@app.command()
+def compare(
+    data: Annotated[Path, typer.Argument(help="Dataset folder (rendered).")],
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model presets (see `fxclone models`).")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for models, runs and the leaderboard.")
+    ] = Path("compare_out"),
+    minutes: Annotated[float, typer.Option(help="Training wall time per model.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train each model for the same wall time and rank them on the test split.
+
+    Results accumulate in OUT/leaderboard.json and OUT/leaderboard.md; re-running skips models
+    already scored and resumes an interrupted one, so long lists can span several sittings.
+    """
+    from fxclone.compare import COLUMNS, cell
+    from fxclone.compare import compare as run
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise FxcloneError("--models is empty; give model names such as lstm,wavenet-lite")
+    rows = run(
+        data,
+        out_dir,
+        names,
+        minutes=minutes,
+        seed=seed,
+        progress=sys.stderr.isatty(),
+        announce=lambda m: out.print(m, markup=False, highlight=False),
+    )
+    table = Table(title=f"Leaderboard: {data} ({minutes:g} min per model)")
+    for _, label in COLUMNS:
+        table.add_column(label)
+    for r in rows:
+        table.add_row(*(cell(k, r.get(k)) for k, _ in COLUMNS))
+    out.print(table)
+    out.print(f"wrote {out_dir / 'leaderboard.json'} and {out_dir / 'leaderboard.md'}")
+
+
 def _print_metrics(m: dict[str, Any], name: str | None = None) -> None:
     title = "Test split (never trained on)" + (f": {name}" if name else "")
     table = Table(title=title)

@@ -214,3 +214,42 @@ def _read_block(fin: sf.SoundFile, n: int, src: Path, done: int) -> np.ndarray:
         raise FxcloneError(
             f"{src} could not be read past sample {done} ({detail}); re-export or re-copy it"
         ) from None
+
+
+def streaming_speed(
+    model: EffectModel,
+    *,
+    block_size: int = 64,
+    seconds: float = 10.0,
+    max_wall_seconds: float = 20.0,
+    threads: int = 1,
+) -> float:
+    """Real-time factor of streaming noise through ``model`` in ``block_size`` blocks.
+
+    Runs on ``threads`` torch threads (one, as a plugin would), through the same path as
+    ``fxclone apply`` (a compiled kernel where the family has one). Stops after
+    ``max_wall_seconds`` for slow models and reports the rate reached by then.
+    """
+    import time
+
+    sr = model.sample_rate
+    audio = 0.3 * np.random.default_rng(0).standard_normal((1, int(seconds * sr)))
+    audio = audio.astype(np.float32)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        proc = StreamProcessor(model, channels=1)
+        proc.process(audio[:, :block_size])  # compile / warm up
+        proc.reset()
+        done, spent = 0, 0.0
+        clock = time.perf_counter
+        for start in range(0, audio.shape[1], block_size):
+            t0 = clock()
+            proc.process(audio[:, start : start + block_size])
+            spent += clock() - t0
+            done = min(start + block_size, audio.shape[1])
+            if spent > max_wall_seconds:
+                break
+    finally:
+        torch.set_num_threads(previous)
+    return done / sr / max(spent, 1e-9)
