@@ -1,0 +1,65 @@
+"""Leaderboards of every model on the seed effects, through ``fxclone compare``.
+
+For each effect: the default dataset (``fxclone generate``, 120 s train / 20 s validation /
+30 s test) rendered through the built-in effect, then ``fxclone compare`` with every preset (or
+``--models``) at ``--minutes`` of training each. Results accumulate in
+``OUT/<effect>/board/leaderboard.json``, so the list can be filled over several sittings:
+re-running skips what is scored and resumes what was interrupted.
+
+The effects are the seeds' tasks: McCool's distortion, a compressor, the KTH 440 Hz
+high-pass and McCool's chorus.
+
+    python benchmarks/leaderboards.py --out /tmp/boards --minutes 2
+    python benchmarks/leaderboards.py --out /tmp/boards --effects highpass --models kth-lstm,kth-gru
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+EFFECTS = {
+    "distortion": [],
+    "compressor": [],
+    "highpass": ["--knob", "cutoff=440"],
+    "chorus": [],
+}
+
+
+def run(*args: str, cwd: Path, threads: int | None) -> None:
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    proc = subprocess.run([sys.executable, "-m", "fxclone", *args], cwd=cwd, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"fxclone {' '.join(args)} failed in {cwd}")
+
+
+def main() -> None:
+    from fxclone.models.registry import PRESETS
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--effects", default=",".join(EFFECTS))
+    parser.add_argument("--models", default=",".join(PRESETS))
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for training")
+    args = parser.parse_args()
+    for effect in args.effects.split(","):
+        folder = (args.out / effect).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "data" / "wet").is_dir():
+            run("generate", "data", cwd=folder, threads=args.threads)
+            run("render", "data", "--effect", effect, *EFFECTS[effect], cwd=folder,
+                threads=args.threads)  # fmt: skip
+        run("compare", "data", "--models", args.models, "--minutes", str(args.minutes),
+            "--out", "board", cwd=folder, threads=args.threads)  # fmt: skip
+        print(f"\n### {effect}\n")
+        print((folder / "board" / "leaderboard.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
