@@ -563,6 +563,9 @@ def compare(
     ] = Path("compare_out"),
     minutes: Annotated[float, typer.Option(help="Training wall time per model.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    max_eval_minutes: Annotated[
+        float, typer.Option(help="List models slower than this over the test split as unscored.")
+    ] = 15.0,
 ) -> None:
     """Train each model for the same wall time and rank them on the test split.
 
@@ -581,6 +584,7 @@ def compare(
         names,
         minutes=minutes,
         seed=seed,
+        max_eval_minutes=max_eval_minutes,
         progress=sys.stderr.isatty(),
         announce=lambda m: out.print(m, markup=False, highlight=False),
     )
@@ -588,7 +592,10 @@ def compare(
     for _, label in COLUMNS:
         table.add_column(label)
     for r in rows:
-        table.add_row(*(cell(k, r.get(k)) for k, _ in COLUMNS))
+        if r.get("test_esr") is None:
+            table.add_row(r["model"], f"not scored: {r.get('note')}")
+        else:
+            table.add_row(*(cell(k, r.get(k)) for k, _ in COLUMNS))
     out.print(table)
     out.print(f"wrote {out_dir / 'leaderboard.json'} and {out_dir / 'leaderboard.md'}")
 

@@ -41,10 +41,15 @@ def compare(
     *,
     minutes: float = 2.0,
     seed: int = 0,
+    max_eval_minutes: float = 15.0,
     progress: bool = True,
     announce: Callable[[str], None] = lambda _msg: None,
 ) -> list[dict[str, Any]]:
-    """Train and score ``models`` on ``dataset_dir``; returns the leaderboard, best first."""
+    """Train and score ``models`` on ``dataset_dir``; returns the leaderboard, best first.
+
+    A model whose pass over the test split would take longer than ``max_eval_minutes``
+    (window-per-sample models such as KTH's LSTM) is listed as not scored, with the time it
+    would need, rather than trained."""
     from fxclone.journey import evaluate, train
     from fxclone.modelfile import load_model
     from fxclone.models.registry import get_preset
@@ -57,10 +62,17 @@ def compare(
         get_preset(name)  # an unknown name fails before anything trains
     data, out = Path(dataset_dir), Path(out_dir)
     board = load_leaderboard(out)
+    test_seconds = _test_seconds(data)
     for i, name in enumerate(models, 1):
         row = board.get(name)
         if row and row["minutes"] == minutes and row["seed"] == seed:
-            announce(f"[{i}/{len(models)}] {name}: already scored (test ESR {row['test_esr']:.4g})")
+            announce(f"[{i}/{len(models)}] {name}: already scored ({_score(row)})")
+            continue
+        cost = eval_minutes(name, _sample_rate(data), test_seconds)
+        if cost > max_eval_minutes:  # it could train, but never be scored in this sitting
+            board[name] = _unscored(name, data, minutes, seed, cost)
+            save_leaderboard(out, board)
+            announce(f"[{i}/{len(models)}] {name}: not scored: {board[name]['note']}")
             continue
         announce(f"[{i}/{len(models)}] {name}: training for {minutes:g} min")
         model_path = out / "models" / f"{name}.safetensors"
@@ -96,9 +108,60 @@ def compare(
 
 
 def ranked(board: dict[str, dict[str, Any]], models: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """Rows (only ``models`` if given), lowest test ESR first."""
+    """Rows (only ``models`` if given), lowest test ESR first, unscored ones last."""
     rows = [r for n, r in board.items() if not models or n in models]
-    return sorted(rows, key=lambda r: r["test_esr"])
+    return sorted(rows, key=lambda r: (r["test_esr"] is None, r["test_esr"] or 0.0))
+
+
+def eval_minutes(name: str, sample_rate: int, seconds: float) -> float:
+    """Estimated minutes for ``name`` (untrained) to process ``seconds`` of audio offline."""
+    import torch
+
+    from fxclone.models.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, sample_rate=sample_rate).eval()
+    n, spent = 256, 0.0
+    with torch.inference_mode():
+        while True:
+            x = 0.1 * torch.randn(1, model.channels, n + model.latency_samples)
+            t0 = time.perf_counter()
+            model(x, torch.zeros(1, 0))
+            spent = time.perf_counter() - t0
+            if spent > 0.5 or n >= 16384:
+                break
+            n *= 8
+    return seconds * sample_rate / n * spent / 60
+
+
+def _unscored(name: str, data: Path, minutes: float, seed: int, cost: float) -> dict[str, Any]:
+    note = f"the test split would take ~{cost:.0f} min to process on this CPU"
+    return {
+        "model": name,
+        "dataset": str(data),
+        "minutes": minutes,
+        "seed": seed,
+        "test_esr": None,
+        "note": note,
+        "scored_at": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def _score(row: dict[str, Any]) -> str:
+    esr = row.get("test_esr")
+    return f"test ESR {esr:.4g}" if esr is not None else f"not scored: {row.get('note')}"
+
+
+def _sample_rate(data: Path) -> int:
+    from fxclone.dataset import load_dataset
+
+    return load_dataset(data).sample_rate
+
+
+def _test_seconds(data: Path) -> float:
+    import soundfile as sf
+
+    return sum(sf.info(f).duration for f in sorted((data / "dry").glob("test_*.wav")))
 
 
 def load_leaderboard(out: Path) -> dict[str, dict[str, Any]]:
@@ -136,5 +199,10 @@ def cell(key: str, value: Any) -> str:
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     head = "| " + " | ".join(label for _, label in COLUMNS) + " |"
     rule = "|" + "---|" * len(COLUMNS)
-    body = ["| " + " | ".join(cell(k, r.get(k)) for k, _ in COLUMNS) + " |" for r in rows]
+    body = [
+        "| " + " | ".join(cell(k, r.get(k)) for k, _ in COLUMNS) + " |"
+        if r.get("test_esr") is not None
+        else f"| {r['model']} | not scored: {r.get('note')} |" + " |" * (len(COLUMNS) - 2)
+        for r in rows
+    ]
     return "\n".join([head, rule, *body]) + "\n"

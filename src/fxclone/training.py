@@ -65,6 +65,7 @@ class TrainConfig:
     checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
+    val_seconds: float | None = None  # validate on this much of each file (default: all)
     accelerator: str = "cpu"
     devices: int = 1
 
@@ -77,6 +78,8 @@ class TrainConfig:
             raise ValueError("max_minutes must be positive")
         if not self.checkpoint_minutes > 0:
             raise ValueError("checkpoint_minutes must be positive")
+        if self.val_seconds is not None and not self.val_seconds > 0:
+            raise ValueError("val_seconds must be positive")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -107,7 +110,7 @@ def _lightning_module(
     import lightning as L
 
     latency = model.latency_samples
-    default = stage.forward is None and stage.loss is None and stage.data == "pairs"
+    default = _monitor(stage) == "val_esr"
 
     class EffectModule(L.LightningModule):
         def __init__(self) -> None:
@@ -162,9 +165,9 @@ def _lightning_module(
 
 
 def _monitor(stage: Stage) -> str:
-    """The validation figure a stage keeps its best checkpoint by."""
-    default = stage.forward is None and stage.loss is None and stage.data == "pairs"
-    return "val_esr" if default else "val_loss"
+    """The validation figure a stage keeps its best checkpoint by: ESR whenever the stage
+    trains the model's audio output with the configured loss, else the stage's own loss."""
+    return "val_esr" if stage.loss is None and stage.data == "pairs" else "val_loss"
 
 
 @dataclass
@@ -208,9 +211,15 @@ def fit(
     Returns the model loaded with the weights of the best validation ESR.
     """
     stages = model.training_stages()
+    if config.val_seconds is not None:  # (models too slow to validate on whole files)
+        n = max(1, int(config.val_seconds * model.sample_rate))
+        val_items = [(d[:, :n], w[:, :n], k) for d, w, k in val_items]
     if len(stages) == 1:
-        return _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
-                          resume, progress, signed_stage=False)  # fmt: skip
+        result = _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
+                            resume, progress, signed_stage=False)  # fmt: skip
+        if _monitor(stages[0]) != "val_esr":  # kept by its own loss: report the ESR too
+            result.best_val_esr = validation_esr(model, val_items)
+        return result
     run = Path(run_dir)
     done: list[dict[str, Any]] = []
     result: TrainResult | None = None

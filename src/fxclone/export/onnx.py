@@ -95,16 +95,25 @@ def export_onnx(
             warnings.simplefilter("ignore")
             # The TorchScript-based exporter: it needs no extra packages and keeps the block
             # axis dynamic; torch 2.13 still ships it.
-            torch.onnx.export(
-                _Step(model),
-                args,
-                str(tmp),
-                input_names=inputs + names,
-                output_names=["y"] + [f"{n}_out" for n in names],
-                dynamic_axes=dynamic,
-                opset_version=OPSET,
-                dynamo=False,
-            )
+            try:
+                torch.onnx.export(
+                    _Step(model),
+                    args,
+                    str(tmp),
+                    input_names=inputs + names,
+                    output_names=["y"] + [f"{n}_out" for n in names],
+                    dynamic_axes=dynamic,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+            except Exception as exc:  # tracing failures surface as many exception types
+                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+                raise FxcloneError(
+                    f"{model.family} models cannot be traced to ONNX ({detail}); export a"
+                    " model of another family, or run it with fxclone apply"
+                ) from None
+            finally:
+                model.eval()  # the exporter can leave modules in training mode
         proto = onnx.load(str(tmp))
         props = {
             "fxclone.sample_rate": str(model.sample_rate),

@@ -12,14 +12,32 @@ from typing import Any
 
 from fxclone.errors import FxcloneError
 from fxclone.models.base import EffectModel, KnobSpec
+from fxclone.models.kth import KTHCNN, KTHCNNConfig, KTHRecurrent, KTHRNNConfig
+from fxclone.models.mccool import (
+    McCoolCNN,
+    McCoolCNNConfig,
+    McCoolLSTMConfig,
+    McCoolMLP,
+    McCoolMLPConfig,
+    McCoolWindowLSTM,
+)
+from fxclone.models.mulaw import MuLawConfig, MuLawWaveNet
 from fxclone.models.resample import ResampledModel, resampling_factor
 from fxclone.models.rnn import RecurrentModel, RNNConfig
+from fxclone.models.tcn import TCN, TCNConfig
 from fxclone.models.wavenet import LayerArrayConfig, WaveNet, WaveNetConfig
 
 FAMILIES: dict[str, type[EffectModel]] = {
     WaveNet.family: WaveNet,
     RecurrentModel.family: RecurrentModel,
     # --- seed families: McCool, KTH, micro-TCN ---
+    McCoolCNN.family: McCoolCNN,
+    McCoolMLP.family: McCoolMLP,
+    McCoolWindowLSTM.family: McCoolWindowLSTM,
+    MuLawWaveNet.family: MuLawWaveNet,
+    KTHRecurrent.family: KTHRecurrent,
+    KTHCNN.family: KTHCNN,
+    TCN.family: TCN,
     # --- end seed families ---
     # --- thesis families: Martinez Ramirez ---
     # --- end thesis families ---
@@ -87,6 +105,156 @@ PRESETS: dict[str, Preset] = {
             "NAM standard LSTM: 1 layer of 24 units, linear head, no skip",
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
+        Preset(
+            "mccool-cnn",
+            "mccool-cnn",
+            McCoolCNNConfig(),
+            "McCool (Glasgow 2018) report CNN: 6 convs (32 ch, kernel 5) + max-pool + 3 linear;"
+            " causal 64-sample window -> 1 sample (sizes ours; the report gives only the layers)",
+            train_defaults={"segment_samples": 64, "batch_size": 150, "learning_rate": 1e-4},
+            tiny={"window": 16, "channels": 4, "kernel_size": 3, "hidden": (8, 4)},
+        ),
+        Preset(
+            "mccool-mlp",
+            "mccool-mlp",
+            McCoolMLPConfig(),
+            "McCool's final code 'CNN': MLP 64-800-800-700-500-250-100-50-25-10-1 over the"
+            " samples n-32..n+32 without n (32 samples look-ahead)",
+            train_defaults={"segment_samples": 96, "batch_size": 150, "learning_rate": 1e-4},
+            tiny={"context": 4, "widths": (8, 4)},
+        ),
+        Preset(
+            "mccool-lstm",
+            "rnn",
+            RNNConfig(cell="lstm", hidden_size=800, num_layers=7, skip=False),
+            "McCool (Glasgow 2018) report LSTM: 7 layers x 800 units over the sample stream,"
+            " linear head",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 2048,
+                "batch_size": 16,
+                "learning_rate": 1e-4,
+            },
+            tiny={"hidden_size": 8, "num_layers": 2},
+        ),
+        Preset(
+            "mccool-lstm-code",
+            "mccool-window-lstm",
+            McCoolLSTMConfig(),
+            "McCool's code LSTM: 8 layers x 800 units, one step per sample fed the 64 samples"
+            " around n-32 (32 samples look-ahead)",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 2048,
+                "batch_size": 8,
+                "learning_rate": 1e-4,
+            },
+            tiny={"context": 4, "hidden_size": 8, "num_layers": 2},
+        ),
+        Preset(
+            "mccool-wavenet",
+            "mulaw-wavenet",
+            MuLawConfig(),
+            "McCool's µ-law WaveNet idea: gated WaveNet (32/64 ch, dilations 1..512 x 2) giving"
+            " 256 µ-law classes from the dry input, cross-entropy; outputs the expected value",
+            train_defaults={"segment_samples": 4096, "batch_size": 16, "learning_rate": 1e-3},
+            tiny={"residual_channels": 4, "skip_channels": 8, "dilations": (1, 2, 4)},
+        ),
+        Preset(
+            "mccool-wavenet-ar",
+            "mulaw-wavenet",
+            MuLawConfig(autoregressive=True),
+            "mccool-wavenet, autoregressive: the previous output sample fed back (teacher"
+            " forcing in training); generates sample by sample, slowly",
+            train_defaults={"segment_samples": 4096, "batch_size": 16, "learning_rate": 1e-3},
+            tiny={"residual_channels": 4, "skip_channels": 8, "dilations": (2,)},
+        ),
+        Preset(
+            "kth-lstm",
+            "kth-rnn",
+            KTHRNNConfig(cell="lstm", hidden_size=384, window=1024),
+            "del Tejo Catala & Masia Fuster (KTH 2017) LSTM: 384 units run over the last 1,024"
+            " samples for each output sample, tanh output",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 64,
+                "batch_size": 16,
+                "learning_rate": 1e-3,
+                "patience": 100,
+            },
+            tiny={"hidden_size": 4, "window": 16},
+        ),
+        Preset(
+            "kth-lstm-reduced",
+            "kth-rnn",
+            KTHRNNConfig(cell="lstm", hidden_size=160, window=512),
+            "KTH 2017 reduced LSTM: 160 units over the last 512 samples, tanh output",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 64,
+                "batch_size": 32,
+                "learning_rate": 1e-3,
+                "patience": 100,
+            },
+            tiny={"hidden_size": 4, "window": 16},
+        ),
+        Preset(
+            "kth-gru",
+            "kth-rnn",
+            KTHRNNConfig(cell="gru", hidden_size=160, window=512),
+            "KTH 2017 GRU: 160 units over the last 512 samples, tanh output",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 64,
+                "batch_size": 32,
+                "learning_rate": 1e-3,
+                "patience": 100,
+            },
+            tiny={"hidden_size": 4, "window": 16},
+        ),
+        Preset(
+            "kth-cnn",
+            "kth-cnn",
+            KTHCNNConfig(),
+            "KTH 2017 CNN: 4 x [strided conv, dilated conv, max-pool] (128..16 filters, kernels"
+            " 128..16, 'same' padding), FC 8-4-2-1 added to the last input sample; 1,024 window",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 32,
+                "batch_size": 8,
+                "learning_rate": 1e-3,
+                "patience": 100,
+            },
+            tiny={"window": 64, "filters": 8, "kernel_size": 8},
+        ),
+        Preset(
+            "tcn",
+            "tcn",
+            TCNConfig(),
+            "Steinmetz & Reiss micro-TCN uTCN-300, causal: 4 blocks, kernel 13, dilation growth"
+            " 10, 32 channels, FiLM on the knobs (receptive field 13,333 samples)",
+            train_defaults={
+                "segment_samples": 65536,
+                "batch_size": 32,
+                "learning_rate": 3e-4,
+                "mrstft_weight": 1.0,
+            },
+            tiny={"blocks": 3, "kernel_size": 3, "dilation_growth": 4, "channels": 4},
+        ),
+        Preset(
+            "tcn-300",
+            "tcn",
+            TCNConfig(blocks=10, kernel_size=15, dilation_growth=2),
+            "Steinmetz & Reiss TCN-300, causal: 10 blocks, kernel 15, dilations 1..512, 32"
+            " channels, FiLM on the knobs (receptive field 14,323 samples)",
+            train_defaults={
+                "segment_samples": 65536,
+                "batch_size": 32,
+                "learning_rate": 3e-4,
+                "mrstft_weight": 1.0,
+            },
+            tiny={"blocks": 4, "kernel_size": 3, "channels": 4},
+        ),
         # --- end seed presets ---
         # --- thesis presets: Martinez Ramirez ---
         # --- end thesis presets ---

@@ -65,6 +65,8 @@ class RecurrentModel(EffectModel):
         return tuple(torch.zeros(shape, dtype=p.dtype, device=p.device) for _ in range(n))
 
     def step(self, x: Tensor, knobs: Tensor, state: State) -> tuple[Tensor, State]:
+        if x.shape[2] == 0:  # (PyTorch's recurrent layers refuse empty sequences)
+            return x, state
         inp = torch.cat([x, broadcast_knobs(knobs, x.shape[2])], dim=1) if self.n_knobs else x
         seq = inp.transpose(1, 2)  # (B, T, C)
         if self.config.cell == "lstm":
