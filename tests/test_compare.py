@@ -11,21 +11,12 @@ import pytest
 import fxclone.journey
 from cli_harness import assert_clean_failure
 from fxclone.compare import compare
-from fxclone.dataset import GenerateConfig, generate_dataset
-from fxclone.rendering import render_dataset
+from trained import lowpass_dataset
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("compare") / "data"
-    generate_dataset(
-        root,
-        GenerateConfig(
-            sample_rate=16000, train_seconds=4, val_seconds=1, test_seconds=1, segment_seconds=1
-        ),
-    )
-    render_dataset(root, "lowpass", {"cutoff": 800.0})
-    return root
+    return lowpass_dataset(tmp_path_factory.mktemp("compare") / "data")
 
 
 def test_leaderboard_ranks_and_accumulates(data: Path, tmp_path: Path, monkeypatch) -> None:

@@ -9,12 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.errors import FxcloneError
 from fxclone.journey import train
 from fxclone.losses import ESRLoss, TrainingLoss
-from fxclone.rendering import render_dataset
 from fxclone.training import TrainConfig
+from trained import lowpass_dataset
 
 TINY = {
     "model": "wavenet-nano",
@@ -28,15 +27,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train") / "data"
-    generate_dataset(
-        root,
-        GenerateConfig(
-            sample_rate=16000, train_seconds=4, val_seconds=1, test_seconds=1, segment_seconds=1
-        ),
-    )
-    render_dataset(root, "lowpass", {"cutoff": 800.0})
-    return root
+    return lowpass_dataset(tmp_path_factory.mktemp("train") / "data")
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 
+from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.models import PRESETS, KnobSpec, create_model
 from fxclone.models.base import EffectModel
+from fxclone.rendering import render_dataset
 
 SR = 48000
 KNOBS = (KnobSpec("drive", 0.0, 40.0, "dB"), KnobSpec("tone", 500.0, 8000.0, "Hz", log_scale=True))
@@ -31,3 +34,16 @@ def briefly_trained(name: str, n_knobs: int, full: bool = False) -> EffectModel:
         loss.backward()
         opt.step()
     return model.eval()
+
+
+def lowpass_dataset(root: Path) -> Path:
+    """A small rendered dataset (16 kHz, 4 s train, 1 s validation and test, an 800 Hz
+    low-pass) for tests that train."""
+    generate_dataset(
+        root,
+        GenerateConfig(
+            sample_rate=16000, train_seconds=4, val_seconds=1, test_seconds=1, segment_seconds=1
+        ),
+    )
+    render_dataset(root, "lowpass", {"cutoff": 800.0})
+    return root
