@@ -11,7 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxclone.errors import FxcloneError
+from fxclone.models.afx_base import THESIS_TINY, THESIS_TRAINING
 from fxclone.models.base import EffectModel, KnobSpec
+from fxclone.models.cafx import CEQ, CAFx, CAFxConfig, CEQConfig
+from fxclone.models.crafx import CRAFx, CRAFxConfig, CWAFx, CWAFxConfig
+from fxclone.models.csafx import CSAFx, CSAFxConfig
+from fxclone.models.ffwavenet import FFWaveNet, FFWaveNetConfig
 from fxclone.models.kth import KTHCNN, KTHCNNConfig, KTHRecurrent, KTHRNNConfig
 from fxclone.models.mccool import (
     McCoolCNN,
@@ -40,6 +45,12 @@ FAMILIES: dict[str, type[EffectModel]] = {
     TCN.family: TCN,
     # --- end seed families ---
     # --- thesis families: Martinez Ramirez ---
+    CEQ.family: CEQ,
+    CAFx.family: CAFx,
+    FFWaveNet.family: FFWaveNet,
+    CRAFx.family: CRAFx,
+    CWAFx.family: CWAFx,
+    CSAFx.family: CSAFx,
     # --- end thesis families ---
 }
 
@@ -257,6 +268,93 @@ PRESETS: dict[str, Preset] = {
         ),
         # --- end seed presets ---
         # --- thesis presets: Martinez Ramirez ---
+        # Martinez Ramirez (QMUL 2020) thesis models, native 16 kHz (resampled above it).
+        # Training as the thesis code: Adam 1e-4, no decay, patience 25; one window per
+        # batch, of 3 x (latency + the samples one thesis batch scored) samples, i.e. sized
+        # at 48 kHz (docs/models-thesis.md).
+        Preset(
+            "ceq",
+            "ceq",
+            CEQConfig(),
+            "Martinez Ramirez (QMUL 2020) CEQ, thesis Ch. 4: EQ matching with an adaptive"
+            " front-end, per-channel latent FCs and a tied deconvolution; 1,024-sample Hann"
+            " frames at hop 256, KL + spectral MSE + 0.1 MAE loss; 561,473 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (64000 + 1023)},
+            tiny={**THESIS_TINY, "hop_samples": 8},
+        ),
+        Preset(
+            "cafx",
+            "cafx",
+            CAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CAFx, thesis Ch. 5/7 and its code: CEQ's front-end"
+            " and latent plus a dense/SAAF back-end for nonlinear effects; 4,096-sample"
+            " frames at hop 2,048, MAE; 604,545 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 4095)},
+            tiny={**THESIS_TINY, "hidden": (4, 2)},
+        ),
+        Preset(
+            "wavenet-ff",
+            "ffwavenet",
+            FFWaveNetConfig(),
+            "Martinez Ramirez (QMUL 2020) feedforward WaveNet (after Rethage et al.), thesis"
+            " Ch. 7: non-causal gated WaveNet, 16 channels, dilations 1..128 twice, 2048/256"
+            " output convs, 5,118 samples in -> 4,096 out at hop 2,048, MAE; 1,707,585"
+            " parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 4606)},
+            tiny={
+                "frame_samples": 32,
+                "hop_samples": 16,
+                "channels": 4,
+                "dilations": (1, 2),
+                "stacks": 1,
+                "final": (8, 4),
+            },
+        ),
+        Preset(
+            "crafx",
+            "crafx",
+            CRAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CRAFx, thesis Ch. 6: front-end over +-4 context"
+            " frames, Bi-LSTM latent (64/32/16), DNN-SAAF + SE back-end for modulation effects"
+            " and long memory; 4,096-sample frames, MAE; 275,073 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 12287)},
+            tiny={**THESIS_TINY, "lstm_units": (4, 2), "dnn_units": (4, 2)},
+        ),
+        Preset(
+            "cwafx",
+            "cwafx",
+            CWAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CWAFx, thesis Ch. 6: CRAFx with a latent WaveNet"
+            " (dilations 1..64 twice, 32 channels) in place of the Bi-LSTMs; MAE; 205,057"
+            " parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 12287)},
+            tiny={
+                **THESIS_TINY,
+                "dnn_units": (4, 2),
+                "wavenet_channels": 4,
+                "dilations": (1, 2),
+                "stacks": 1,
+                "final": (4, 4),
+            },
+        ),
+        Preset(
+            "csafx",
+            "csafx",
+            CSAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CSAFx, thesis Ch. 8 and its plate/spring code:"
+            " +-4 context frames, Bi-LSTM branches for envelopes and a learned sparse FIR"
+            " (512 taps per frame) correlated with the filter bank, SE-LSTM back-end;"
+            " pre-emphasised MAE + 1e-4 dB-spectrogram MSE; 410,977 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 12287)},
+            tiny={
+                **THESIS_TINY,
+                "dnn_units": (4, 2),
+                "shared_units": 4,
+                "sfir_units": (4, 2),
+                "envelope_units": 2,
+                "sfir_taps": 8,
+            },
+        ),
         # --- end thesis presets ---
     )
 }
