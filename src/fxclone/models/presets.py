@@ -1,0 +1,318 @@
+"""The catalogue of named presets: a family, a configuration and the name users type
+(``fxclone train --model wavenet-standard``), with the training settings each model's authors
+used and a tiny size for the contract tests. ``fxclone models`` lists them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fxclone.models.afx_base import THESIS_TINY, THESIS_TRAINING
+from fxclone.models.cafx import CAFxConfig, CEQConfig
+from fxclone.models.crafx import CRAFxConfig, CWAFxConfig
+from fxclone.models.csafx import CSAFxConfig
+from fxclone.models.ffwavenet import FFWaveNetConfig
+from fxclone.models.kth import KTHCNNConfig, KTHRNNConfig
+from fxclone.models.mccool import (
+    McCoolCNNConfig,
+    McCoolLSTMConfig,
+    McCoolMLPConfig,
+)
+from fxclone.models.mulaw import MuLawConfig
+from fxclone.models.rnn import RNNConfig
+from fxclone.models.tcn import TCNConfig
+from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
+
+
+def _kth_training(segment_samples: int, batch_size: int) -> dict[str, Any]:
+    """KTH's recipe: Adam, early stopping after 100 epochs without progress (K:350); short
+    scored windows and validation because each output sample runs the whole window."""
+    return {
+        "val_seconds": 0.25,
+        "segment_samples": segment_samples,
+        "batch_size": batch_size,
+        "learning_rate": 1e-3,
+        "patience": 100,
+    }
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration of a family."""
+
+    name: str
+    family: str
+    config: Any
+    description: str
+    # Training settings this model's authors used (window length, batch, learning rate),
+    # applied where the user's settings are silent.
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Config overrides giving a tiny model of the same family, for the contract tests.
+    tiny: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _nam_small(channels: int, head: int) -> WaveNetConfig:
+    """NAM's lite/feather/nano layout: 7 + 13 layers, two arrays."""
+    return WaveNetConfig(
+        layers=(
+            LayerArrayConfig(channels=channels, head_size=head, dilations=(1, 2, 4, 8, 16, 32, 64)),
+            LayerArrayConfig(
+                channels=head,
+                head_size=1,
+                head_bias=True,
+                dilations=(128, 256, 512, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            ),
+        )
+    )
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "wavenet-standard",
+            "wavenet",
+            WaveNetConfig(),
+            "NAM standard WaveNet: 16/8 channels, kernel 3, dilations 1..512 twice",
+        ),
+        Preset("wavenet-lite", "wavenet", _nam_small(12, 6), "NAM lite WaveNet: 12/6 channels"),
+        Preset("wavenet-feather", "wavenet", _nam_small(8, 4), "NAM feather WaveNet: 8/4 channels"),
+        Preset("wavenet-nano", "wavenet", _nam_small(4, 2), "NAM nano WaveNet: 4/2 channels"),
+        Preset(
+            "lstm",
+            "rnn",
+            RNNConfig(cell="lstm", hidden_size=32, skip=True),
+            "Wright et al. LSTM, 32 units, input skip",
+        ),
+        Preset(
+            "gru",
+            "rnn",
+            RNNConfig(cell="gru", hidden_size=32, skip=True),
+            "GRU, 32 units, input skip",
+        ),
+        Preset(
+            "nam-lstm",
+            "rnn",
+            RNNConfig(cell="lstm", hidden_size=24, num_layers=1, skip=False),
+            "NAM standard LSTM: 1 layer of 24 units, linear head, no skip",
+        ),
+        # --- seed presets: McCool, KTH, micro-TCN ---
+        Preset(
+            "mccool-cnn",
+            "mccool-cnn",
+            McCoolCNNConfig(),
+            "McCool (Glasgow 2018) report CNN: 6 convs (32 ch, kernel 5) + max-pool + 3 linear;"
+            " causal 64-sample window -> 1 sample (sizes ours; the report gives only the layers)",
+            train_defaults={"segment_samples": 64, "batch_size": 150, "learning_rate": 1e-4},
+            tiny={"window": 16, "channels": 4, "kernel_size": 3, "hidden": (8, 4)},
+        ),
+        Preset(
+            "mccool-mlp",
+            "mccool-mlp",
+            McCoolMLPConfig(),
+            "McCool's final code 'CNN': MLP 64-800-800-700-500-250-100-50-25-10-1 over the"
+            " samples n-32..n+32 without n (32 samples look-ahead)",
+            train_defaults={"segment_samples": 96, "batch_size": 150, "learning_rate": 1e-4},
+            tiny={"context": 4, "widths": (8, 4)},
+        ),
+        Preset(
+            "mccool-lstm",
+            "rnn",
+            RNNConfig(cell="lstm", hidden_size=800, num_layers=7, skip=False),
+            "McCool (Glasgow 2018) report LSTM: 7 layers x 800 units over the sample stream,"
+            " linear head",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 2048,
+                "batch_size": 16,
+                "learning_rate": 1e-4,
+            },
+            tiny={"hidden_size": 8, "num_layers": 2},
+        ),
+        Preset(
+            "mccool-lstm-code",
+            "mccool-window-lstm",
+            McCoolLSTMConfig(),
+            "McCool's code LSTM: 8 layers x 800 units, one step per sample fed the 64 samples"
+            " around n-32 (32 samples look-ahead)",
+            train_defaults={
+                "val_seconds": 0.25,
+                "segment_samples": 2048,
+                "batch_size": 8,
+                "learning_rate": 1e-4,
+            },
+            tiny={"context": 4, "hidden_size": 8, "num_layers": 2},
+        ),
+        Preset(
+            "mccool-wavenet",
+            "mulaw-wavenet",
+            MuLawConfig(),
+            "McCool's µ-law WaveNet idea: gated WaveNet (32/64 ch, dilations 1..512 x 2) giving"
+            " 256 µ-law classes from the dry input, cross-entropy; outputs the expected value",
+            train_defaults={"segment_samples": 4096, "batch_size": 16, "learning_rate": 1e-3},
+            tiny={"residual_channels": 4, "skip_channels": 8, "dilations": (1, 2, 4)},
+        ),
+        Preset(
+            "mccool-wavenet-ar",
+            "mulaw-wavenet",
+            MuLawConfig(autoregressive=True),
+            "mccool-wavenet, autoregressive: the previous output sample fed back (teacher"
+            " forcing in training); generates sample by sample, slowly",
+            train_defaults={"segment_samples": 4096, "batch_size": 16, "learning_rate": 1e-3},
+            tiny={"residual_channels": 4, "skip_channels": 8, "dilations": (2,)},
+        ),
+        Preset(
+            "kth-lstm",
+            "kth-rnn",
+            KTHRNNConfig(cell="lstm", hidden_size=384, window=1024),
+            "del Tejo Catala & Masia Fuster (KTH 2017) LSTM: 384 units run over the last 1,024"
+            " samples for each output sample, tanh output",
+            train_defaults=_kth_training(segment_samples=64, batch_size=16),
+            tiny={"hidden_size": 4, "window": 16},
+        ),
+        Preset(
+            "kth-lstm-reduced",
+            "kth-rnn",
+            KTHRNNConfig(cell="lstm", hidden_size=160, window=512),
+            "KTH 2017 reduced LSTM: 160 units over the last 512 samples, tanh output",
+            train_defaults=_kth_training(segment_samples=64, batch_size=32),
+            tiny={"hidden_size": 4, "window": 16},
+        ),
+        Preset(
+            "kth-gru",
+            "kth-rnn",
+            KTHRNNConfig(cell="gru", hidden_size=160, window=512),
+            "KTH 2017 GRU: 160 units over the last 512 samples, tanh output",
+            train_defaults=_kth_training(segment_samples=64, batch_size=32),
+            tiny={"hidden_size": 4, "window": 16},
+        ),
+        Preset(
+            "kth-cnn",
+            "kth-cnn",
+            KTHCNNConfig(),
+            "KTH 2017 CNN: 4 x [strided conv, dilated conv, max-pool] (128..16 filters, kernels"
+            " 128..16, 'same' padding), FC 8-4-2-1 added to the last input sample; 1,024 window",
+            train_defaults=_kth_training(segment_samples=32, batch_size=8),
+            tiny={"window": 64, "filters": 8, "kernel_size": 8},
+        ),
+        Preset(
+            "tcn",
+            "tcn",
+            TCNConfig(),
+            "Steinmetz & Reiss micro-TCN uTCN-300, causal: 4 blocks, kernel 13, dilation growth"
+            " 10, 32 channels, FiLM on the knobs (receptive field 13,333 samples)",
+            train_defaults={
+                "segment_samples": 65536,
+                "batch_size": 32,
+                "learning_rate": 3e-4,
+                "mrstft_weight": 1.0,
+            },
+            tiny={"blocks": 3, "kernel_size": 3, "dilation_growth": 4, "channels": 4},
+        ),
+        Preset(
+            "tcn-300",
+            "tcn",
+            TCNConfig(blocks=10, kernel_size=15, dilation_growth=2),
+            "Steinmetz & Reiss TCN-300, causal: 10 blocks, kernel 15, dilations 1..512, 32"
+            " channels, FiLM on the knobs (receptive field 14,323 samples)",
+            train_defaults={
+                "segment_samples": 65536,
+                "batch_size": 32,
+                "learning_rate": 3e-4,
+                "mrstft_weight": 1.0,
+            },
+            tiny={"blocks": 4, "kernel_size": 3, "channels": 4},
+        ),
+        # --- end seed presets ---
+        # --- thesis presets: Martinez Ramirez ---
+        # Martinez Ramirez (QMUL 2020) thesis models, native 16 kHz (resampled above it).
+        # Training as the thesis code: Adam 1e-4, no decay, patience 25; one window per
+        # batch, of 3 x (latency + the samples one thesis batch scored) samples, i.e. sized
+        # at 48 kHz (docs/models-thesis.md).
+        Preset(
+            "ceq",
+            "ceq",
+            CEQConfig(),
+            "Martinez Ramirez (QMUL 2020) CEQ, thesis Ch. 4: EQ matching with an adaptive"
+            " front-end, per-channel latent FCs and a tied deconvolution; 1,024-sample Hann"
+            " frames at hop 256, KL + spectral MSE + 0.1 MAE loss; 561,473 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (64000 + 1023)},
+            tiny={**THESIS_TINY, "hop_samples": 8},
+        ),
+        Preset(
+            "cafx",
+            "cafx",
+            CAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CAFx, thesis Ch. 5/7 and its code: CEQ's front-end"
+            " and latent plus a dense/SAAF back-end for nonlinear effects; 4,096-sample"
+            " frames at hop 2,048, MAE; 604,545 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 4095)},
+            tiny={**THESIS_TINY, "hidden": (4, 2)},
+        ),
+        Preset(
+            "wavenet-ff",
+            "ffwavenet",
+            FFWaveNetConfig(),
+            "Martinez Ramirez (QMUL 2020) feedforward WaveNet (after Rethage et al.), thesis"
+            " Ch. 7: non-causal gated WaveNet, 16 channels, dilations 1..128 twice, 2048/256"
+            " output convs, 5,118 samples in -> 4,096 out at hop 2,048, MAE; 1,707,585"
+            " parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 4606)},
+            tiny={
+                "frame_samples": 32,
+                "hop_samples": 16,
+                "channels": 4,
+                "dilations": (1, 2),
+                "stacks": 1,
+                "final": (8, 4),
+            },
+        ),
+        Preset(
+            "crafx",
+            "crafx",
+            CRAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CRAFx, thesis Ch. 6: front-end over +-4 context"
+            " frames, Bi-LSTM latent (64/32/16), DNN-SAAF + SE back-end for modulation effects"
+            " and long memory; 4,096-sample frames, MAE; 275,073 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 12287)},
+            tiny={**THESIS_TINY, "lstm_units": (4, 2), "dnn_units": (4, 2)},
+        ),
+        Preset(
+            "cwafx",
+            "cwafx",
+            CWAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CWAFx, thesis Ch. 6: CRAFx with a latent WaveNet"
+            " (dilations 1..64 twice, 32 channels) in place of the Bi-LSTMs; MAE; 205,057"
+            " parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 12287)},
+            tiny={
+                **THESIS_TINY,
+                "dnn_units": (4, 2),
+                "wavenet_channels": 4,
+                "dilations": (1, 2),
+                "stacks": 1,
+                "final": (4, 4),
+            },
+        ),
+        Preset(
+            "csafx",
+            "csafx",
+            CSAFxConfig(),
+            "Martinez Ramirez (QMUL 2020) CSAFx, thesis Ch. 8 and its plate/spring code:"
+            " +-4 context frames, Bi-LSTM branches for envelopes and a learned sparse FIR"
+            " (512 taps per frame) correlated with the filter bank, SE-LSTM back-end;"
+            " pre-emphasised MAE + 1e-4 dB-spectrogram MSE; 410,977 parameters",
+            train_defaults={**THESIS_TRAINING, "segment_samples": 3 * (40960 + 12287)},
+            tiny={
+                **THESIS_TINY,
+                "dnn_units": (4, 2),
+                "shared_units": 4,
+                "sfir_units": (4, 2),
+                "envelope_units": 2,
+                "sfir_taps": 8,
+            },
+        ),
+        # --- end thesis presets ---
+    )
+}
