@@ -87,3 +87,21 @@ def test_validation_compensates_look_ahead() -> None:
     dry = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t))[None]
     items = [(dry.astype(np.float32), dry.astype(np.float32), np.zeros(0, np.float32))]
     assert validation_esr(model, items) < 1e-3
+
+
+def test_learning_rate_anneals_over_the_time_budget(tmp_path: Path, monkeypatch) -> None:
+    import fxclone.training as training
+
+    rates: list[float] = []
+    real = training._budget_factor
+    monkeypatch.setattr(
+        training, "_budget_factor", lambda t, c: rates.append(real(t, c)) or rates[-1]
+    )
+    model = RecurrentModel(RNNConfig(hidden_size=4), sample_rate=8000)
+    config = TrainConfig(batch_size=2, segment_samples=256, windows_per_epoch=4,
+                         max_epochs=100_000, max_minutes=0.04)  # fmt: skip
+    fit(model, _items(2, 0), _items(0.5, 1), config, tmp_path / "run", progress=False)
+    assert len(rates) > 20
+    assert rates[0] > 0.99 and rates[-1] < 0.2  # from the full rate towards the floor
+    assert all(b <= a + 1e-12 for a, b in zip(rates, rates[1:], strict=False))
+    assert min(rates) >= 0.01

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -62,6 +63,9 @@ class TrainConfig:
     max_epochs: int = 1000
     max_minutes: float | None = None
     patience: int = 20  # epochs without a better validation ESR before stopping
+    # With max_minutes, also scale the rate by a cosine from 1 to 0.01 over the time budget,
+    # so a run that is stopped by the clock ends annealed rather than mid-stride.
+    anneal_to_budget: bool = True
     checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
@@ -154,6 +158,7 @@ def _lightning_module(
             # The rate follows the epoch number rather than a stepped scheduler's state, so a
             # run resumed mid-epoch or at an epoch end stays on schedule.
             lr = config.learning_rate * stage.lr_scale * config.lr_decay**self.current_epoch
+            lr *= _budget_factor(self.trainer, config)
             for group in self.trainer.optimizers[0].param_groups:
                 group["lr"] = lr
 
@@ -162,6 +167,22 @@ def _lightning_module(
             return torch.optim.Adam(params, lr=config.learning_rate * stage.lr_scale)
 
     return EffectModule()
+
+
+def _budget_factor(trainer: Any, config: TrainConfig) -> float:
+    """The cosine annealing factor for the share of the time budget spent (1 without one).
+
+    Lightning's timer counts training time across sittings (it is saved in checkpoints), so
+    a resumed run continues the schedule where it stopped."""
+    if config.max_minutes is None or not config.anneal_to_budget:
+        return 1.0
+    from lightning.pytorch.callbacks import Timer
+
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is None:
+        return 1.0
+    done = min(1.0, (timer.time_elapsed("train") or 0.0) / (config.max_minutes * 60))
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * done))
 
 
 def _monitor(stage: Stage) -> str:
