@@ -145,16 +145,23 @@ def main() -> None:
     parser.add_argument("--knob", action="append", default=[], help="NAME=VALUE")
     parser.add_argument("--data", type=Path, help="an already rendered dataset folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reuse-nam", action="store_true", help="keep the NAM model of an earlier run in OUT"
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = make_dataset(args, out)
     result: dict = {"data": str(data), "minutes": args.minutes, "cpus": os.cpu_count()}
 
-    nam_file, nam_seconds = train_nam(data, out, args.minutes, args.seed)
-    to_fxclone(nam_file, out / "nam.safetensors")
+    previous = out / "result.json"
+    if args.reuse_nam and previous.exists() and (out / "nam.safetensors").exists():
+        nam_seconds = json.loads(previous.read_text())["nam"]["train_seconds"]
+    else:
+        nam_file, nam_seconds = train_nam(data, out, args.minutes, args.seed)
+        to_fxclone(nam_file, out / "nam.safetensors")
     fxclone("train", str(data), "--out", "fx.safetensors", "--minutes", str(args.minutes),
-            "--epochs", "100000", "--seed", str(args.seed), cwd=out)  # fmt: skip
+            "--epochs", "100000", "--seed", str(args.seed), "--fresh", cwd=out)  # fmt: skip
     for name in ("nam", "fx"):
         fxclone("evaluate", f"{name}.safetensors", str(data), "--out", f"eval_{name}", cwd=out)
         metrics = json.loads((out / f"eval_{name}" / "metrics.json").read_text())
