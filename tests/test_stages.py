@@ -105,3 +105,18 @@ def test_learning_rate_anneals_over_the_time_budget(tmp_path: Path, monkeypatch)
     assert rates[0] > 0.99 and rates[-1] < 0.2  # from the full rate towards the floor
     assert all(b <= a + 1e-12 for a, b in zip(rates, rates[1:], strict=False))
     assert min(rates) >= 0.01
+
+
+def test_warmup_covers_exactly_the_first_scored_outputs_past() -> None:
+    """The first scored output of a look-ahead model sees the window's first sample, and
+    nothing is wasted before it (warm-up = receptive field - 1 - latency)."""
+    from fxclone.models import PRESETS, create_model
+    from fxclone.windows import warmup_samples
+
+    model = create_model("mccool-mlp", sample_rate=8000, overrides=dict(PRESETS["mccool-mlp"].tiny))
+    warm, lat = warmup_samples(model), model.latency_samples
+    assert lat > 0 and warm == model.receptive_field - 1 - lat
+    x = torch.randn(1, 1, warm + lat + 8, requires_grad=True)
+    model(x, None)[0, 0, warm + lat].backward()
+    grad = x.grad[0, 0].abs()
+    assert float(grad[0]) > 0 and float(grad[warm + lat + 1 :].sum()) == 0

@@ -22,10 +22,13 @@ RECURRENT_BURN_IN = 2048
 
 
 def warmup_samples(model: EffectModel) -> int:
-    """Samples of context before each scored window: receptive field, or a burn-in."""
+    """Samples of context before each scored target sample: the receptive field, or a burn-in.
+
+    A look-ahead model's first scored output sits ``latency`` samples after its target (see
+    models/base.py), so its context already covers that much of the receptive field."""
     if model.receptive_field <= 0:
         return RECURRENT_BURN_IN
-    return model.receptive_field - 1
+    return max(0, model.receptive_field - 1 - model.latency_samples)
 
 
 class WindowDataset(Dataset):
