@@ -90,12 +90,12 @@ def test_validation_compensates_look_ahead() -> None:
 
 
 def test_learning_rate_anneals_over_the_time_budget(tmp_path: Path, monkeypatch) -> None:
-    import fxclone.training as training
+    import fxclone.stage_module as stage_module
 
     rates: list[float] = []
-    real = training._budget_factor
+    real = stage_module.budget_factor
     monkeypatch.setattr(
-        training, "_budget_factor", lambda t, c: rates.append(real(t, c)) or rates[-1]
+        stage_module, "budget_factor", lambda t, c: rates.append(real(t, c)) or rates[-1]
     )
     model = RecurrentModel(RNNConfig(hidden_size=4), sample_rate=8000)
     config = TrainConfig(batch_size=2, segment_samples=256, windows_per_epoch=4,

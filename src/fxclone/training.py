@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import time
 import warnings
@@ -30,15 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from fxclone.audio import atomic_path
 from fxclone.checkpoints import checkpoint_io, checkpoint_progress, last_checkpoint
 from fxclone.errors import FxcloneError
-from fxclone.losses import TrainingLoss
 from fxclone.models.base import EffectModel, Stage, config_from_dict
 from fxclone.models.registry import DEFAULT_MODEL, get_preset
+from fxclone.stage_module import lightning_module, monitor
 from fxclone.windows import WindowDataset, WindowSampler, warmup_samples
 
 # Settings that may change between sittings of one run (they decide when to stop or save, or
@@ -97,100 +95,6 @@ def train_config(settings: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig.from_dict({**preset.train_defaults, **settings})
 
 
-def score_region(
-    estimate: Tensor, target: Tensor, warmup: int, latency: int
-) -> tuple[Tensor, Tensor]:
-    """The scored parts of a model's output and its target, time on the last axis.
-
-    The first ``warmup`` samples are context; a model with ``latency`` samples of look-ahead
-    outputs at index n its estimate of the target at n - latency (models/base.py)."""
-    n = target.shape[-1]
-    return estimate[..., warmup + latency :], target[..., warmup : n - latency]
-
-
-def _lightning_module(
-    model: EffectModel, config: TrainConfig, stage: Stage, warmup: int, val_items: list
-) -> Any:
-    import lightning as L
-
-    latency = model.latency_samples
-    default = _monitor(stage) == "val_esr"
-
-    class EffectModule(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-            self.loss = stage.loss or TrainingLoss(
-                config.esr_weight,
-                config.pre_emph_weight,
-                config.pre_emphasis,
-                config.mrstft_weight,
-            )
-
-        def _estimate(self, dry: Tensor, wet: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
-            if stage.data == "autoencoder":  # dry and wet pooled, each its own target
-                dry, wet, knobs = torch.cat([dry, wet]), torch.cat([dry, wet]), knobs.repeat(2, 1)
-            if stage.forward is None:
-                return self.model(dry, knobs), wet
-            return stage.forward(self.model, dry, knobs, wet), wet
-
-        def training_step(self, batch: tuple[Tensor, Tensor, Tensor], _: int) -> Tensor:
-            loss = self.loss(*score_region(*self._estimate(*batch), warmup, latency))
-            self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-            return loss
-
-        def validation_step(self, batch: int, _: int) -> None:
-            # Whole files, padded at the end so a look-ahead model reaches their last sample.
-            err = energy = total = 0.0
-            for dry, wet, knobs in val_items:
-                pad = (0, latency)
-                est, target = self._estimate(F.pad(dry, pad), F.pad(wet, pad), knobs)
-                est, target = score_region(est, target, 0, latency)
-                if default:
-                    err += float(torch.sum((est - target) ** 2))
-                    energy += float(torch.sum(target**2))
-                else:
-                    total += float(self.loss(est, target))
-            score = err / max(energy, 1e-12) if default else total / len(val_items)
-            self.log(_monitor(stage), score, prog_bar=True, batch_size=1)
-
-        def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-            # The rate follows the epoch number rather than a stepped scheduler's state, so a
-            # run resumed mid-epoch or at an epoch end stays on schedule.
-            lr = config.learning_rate * stage.lr_scale * config.lr_decay**self.current_epoch
-            lr *= _budget_factor(self.trainer, config)
-            for group in self.trainer.optimizers[0].param_groups:
-                group["lr"] = lr
-
-        def configure_optimizers(self) -> Any:
-            params = stage.parameters(self.model) if stage.parameters else self.model.parameters()
-            return torch.optim.Adam(params, lr=config.learning_rate * stage.lr_scale)
-
-    return EffectModule()
-
-
-def _budget_factor(trainer: Any, config: TrainConfig) -> float:
-    """The cosine annealing factor for the share of the time budget spent (1 without one).
-
-    Lightning's timer counts training time across sittings (it is saved in checkpoints), so
-    a resumed run continues the schedule where it stopped."""
-    if config.max_minutes is None or not config.anneal_to_budget:
-        return 1.0
-    from lightning.pytorch.callbacks import Timer
-
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
-    if timer is None:
-        return 1.0
-    done = min(1.0, (timer.time_elapsed("train") or 0.0) / (config.max_minutes * 60))
-    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * done))
-
-
-def _monitor(stage: Stage) -> str:
-    """The validation figure a stage keeps its best checkpoint by: ESR whenever the stage
-    trains the model's audio output with the configured loss, else the stage's own loss."""
-    return "val_esr" if stage.loss is None and stage.data == "pairs" else "val_loss"
-
-
 @dataclass
 class TrainResult:
     """What a training run produced."""
@@ -238,7 +142,7 @@ def fit(
     if len(stages) == 1:
         result = _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
                             resume, progress, signed_stage=False)  # fmt: skip
-        if _monitor(stages[0]) != "val_esr":  # kept by its own loss: report the ESR too
+        if monitor(stages[0]) != "val_esr":  # kept by its own loss: report the ESR too
             result.best_val_esr = validation_esr(model, val_items)
         return result
     run = Path(run_dir)
@@ -265,9 +169,7 @@ def fit(
         resume = resume and result.resumed  # a stage trained afresh invalidates those after it
     last = stages[-1]
     best = (
-        done[-1]["best_val_esr"]
-        if _monitor(last) == "val_esr"
-        else validation_esr(model, val_items)
+        done[-1]["best_val_esr"] if monitor(last) == "val_esr" else validation_esr(model, val_items)
     )
     model.eval()
     return TrainResult(
@@ -369,19 +271,19 @@ def _fit_stage(
 
     _quiet_lightning()
     L.seed_everything(config.seed, workers=True, verbose=False)
-    module = _lightning_module(model, config, stage, warm, val)
+    module = lightning_module(model, config, stage, warm, val)
     sampler = WindowSampler(data, config.seed)
     loader = DataLoader(data, batch_size=config.batch_size, sampler=sampler, num_workers=0)
     best = ModelCheckpoint(
         dirpath=ckpt_dir,
         filename="best",
-        monitor=_monitor(stage),
+        monitor=monitor(stage),
         mode="min",
         save_top_k=1,
         enable_version_counter=False,
     )
     callbacks: list[Any] = [
-        EarlyStopping(monitor=_monitor(stage), mode="min", patience=config.patience),
+        EarlyStopping(monitor=monitor(stage), mode="min", patience=config.patience),
         best,  # checkpoint callbacks run last, in this order: best, then last
         last_checkpoint(last, config.checkpoint_minutes * 60),
     ]
