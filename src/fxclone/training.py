@@ -140,11 +140,11 @@ def fit(
         n = max(1, int(config.val_seconds * model.sample_rate))
         val_items = [(d[:, :n], w[:, :n], k) for d, w, k in val_items]
     if len(stages) == 1:
-        result = _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
-                            resume, progress, signed_stage=False)  # fmt: skip
+        only = _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
+                          resume, progress, signed_stage=False)  # fmt: skip
         if monitor(stages[0]) != "val_esr":  # kept by its own loss: report the ESR too
-            result.best_val_esr = validation_esr(model, val_items)
-        return result
+            only.best_val_esr = validation_esr(model, val_items)
+        return only
     run = Path(run_dir)
     done: list[dict[str, Any]] = []
     result: TrainResult | None = None

@@ -54,6 +54,8 @@ class ResampledModel(EffectModel):
         self.phases = math.ceil(self.taps / self.factor)
         # Decimation: a correlation with the time-reversed filter. Interpolation: one short
         # filter per output phase r, g_r[j] = factor * h[r + j * factor].
+        self.dec_kernel: Tensor
+        self.poly: Tensor
         self.register_buffer("dec_kernel", h.flip(0)[None, None], persistent=False)
         padded = F.pad(h, (0, self.phases * self.factor - self.taps))
         poly = self.factor * padded.view(self.phases, self.factor).T  # (factor, phases)
