@@ -168,7 +168,7 @@ PRESETS: dict[str, Preset] = {
             KTHRNNConfig(cell="lstm", hidden_size=384, window=1024),
             "del Tejo Catala & Masia Fuster (KTH 2017) LSTM: 384 units run over the last 1,024"
             " samples for each output sample, tanh output",
-            train_defaults=_kth_training(segment_samples=64, batch_size=16),
+            train_defaults=_kth_training(segment_samples=16, batch_size=16),
             tiny={"hidden_size": 4, "window": 16},
         ),
         Preset(
