@@ -25,7 +25,8 @@ from fxclone.models.afx_lstm import KerasLSTM, hard_sigmoid
 from fxclone.models.base import EffectModel, KnobSpec
 from fxclone.models.csafx import sparse_fir
 from fxclone.models.resample import ResampledModel
-from fxclone.training import score_region, train_config
+from fxclone.stage_module import score_region
+from fxclone.training import train_config
 from fxclone.windows import warmup_samples
 
 THESIS = ("ceq", "cafx", "wavenet-ff", "crafx", "cwafx", "csafx")
