@@ -113,10 +113,11 @@ def test_warmup_covers_exactly_the_first_scored_outputs_past() -> None:
     from fxclone.models import PRESETS, create_model
     from fxclone.windows import warmup_samples
 
+    torch.manual_seed(0)
     model = create_model("mccool-mlp", sample_rate=8000, overrides=dict(PRESETS["mccool-mlp"].tiny))
     warm, lat = warmup_samples(model), model.latency_samples
     assert lat > 0 and warm == model.receptive_field - 1 - lat
-    x = torch.randn(1, 1, warm + lat + 8, requires_grad=True)
-    model(x, None)[0, 0, warm + lat].backward()
-    grad = x.grad[0, 0].abs()
+    x = torch.randn(16, 1, warm + lat + 8, requires_grad=True)  # (ReLUs: many inputs)
+    model(x, None)[:, 0, warm + lat].sum().backward()
+    grad = x.grad[:, 0].abs().sum(0)
     assert float(grad[0]) > 0 and float(grad[warm + lat + 1 :].sum()) == 0
