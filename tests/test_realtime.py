@@ -73,6 +73,8 @@ def case(request: pytest.FixtureRequest):
     model = briefly_trained(name, n_knobs)
     x = _signal(2)
     knobs = np.random.default_rng(2).random((2, n_knobs)).astype(np.float32)
+    if getattr(model, "film", None) is not None:  # FiLM folds into shared weights
+        knobs[1] = knobs[0]
     with torch.no_grad():
         ref = model(torch.from_numpy(x), torch.from_numpy(knobs)).numpy()
     kernel = fast_kernel(model, 2, knobs, backend=backend)
@@ -158,9 +160,11 @@ def test_backend_choice(monkeypatch) -> None:
         kernel.process(np.zeros((2, 1, 10), np.float32))
 
 
+@pytest.mark.parametrize("film_hidden", [0, 5])
 @pytest.mark.parametrize("backend", ["native", "numba"] if NATIVE else ["numba"])
-def test_wavenet_variants(backend) -> None:
-    """Gated layers, every activation, kernel size 2 and a 3-array layout."""
+def test_wavenet_variants(backend, film_hidden) -> None:
+    """Gated layers, every activation, kernel size 2 and a 3-array layout; knobs as extra
+    condition channels only (a setting per stream) or with FiLM (one setting, then another)."""
     from fxclone.models import build_model
     from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
 
@@ -172,13 +176,24 @@ def test_wavenet_variants(backend) -> None:
                          activation="Sigmoid", gated=True, head_bias=True),
     )  # fmt: skip
     torch.manual_seed(3)
-    model = build_model("wavenet", WaveNetConfig(layers=arrays, head_scale=0.5), sample_rate=SR,
-                        knobs=KNOBS).eval()  # fmt: skip
+    config = WaveNetConfig(layers=arrays, head_scale=0.5, film_hidden=film_hidden)
+    model = build_model("wavenet", config, sample_rate=SR, knobs=KNOBS).eval()
     x = _signal(2)[:, :, :9000]
-    knobs = np.array([[0.1, 0.9], [0.6, 0.3]], np.float32)
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x), torch.from_numpy(knobs)).numpy()
-    kernel = fast_kernel(model, 2, knobs, backend=backend)
+    settings = [np.array([[0.1, 0.9], [0.6, 0.3]], np.float32)]
+    if film_hidden:
+        assert model.film is not None
+        with torch.no_grad():  # FiLM terms of a trained size, not the zero start
+            for param in model.film.parameters():
+                param.normal_(0.0, 0.3)
+        settings = [np.array([[0.1, 0.9]] * 2, np.float32), np.array([[0.7, 0.2]] * 2, np.float32)]
+        with pytest.raises(ValueError, match="one setting"):  # FiLM: one setting for all
+            fast_kernel(model, 2, np.array([[0.1, 0.9], [0.6, 0.3]], np.float32), backend=backend)
+    kernel = fast_kernel(model, 2, settings[0], backend=backend)
     assert kernel is not None
-    y = _stream(kernel, x, SIZES["varying"])
-    assert np.abs(ref).max() > 0.01 and np.max(np.abs(y - ref)) <= 1e-5
+    for knobs in settings:
+        with torch.no_grad():
+            ref = model(torch.from_numpy(x), torch.from_numpy(knobs)).numpy()
+        kernel.set_knobs(knobs)
+        kernel.reset()
+        y = _stream(kernel, x, SIZES["varying"])
+        assert np.abs(ref).max() > 0.01 and np.max(np.abs(y - ref)) <= 1e-5

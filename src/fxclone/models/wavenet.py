@@ -13,6 +13,15 @@ The model output is ``head_scale * head`` of the last array. The condition ``c``
 input, with the knob values appended as extra constant channels (with no knobs the maths is
 NAM's, so ``.nam`` export is exact).
 
+Knob-conditioned models (``film_hidden > 0``) also use FiLM (Perez et al. 2018, as in
+Steinmetz's micro-TCN): a small network of the knob vector gives every layer a per-channel
+scale and shift applied before its activation (``z * (1 + g) + b``: a drive knob scales what
+the nonlinearity sees), and the output a per-channel gain (``y * (1 + g_out)``: a level
+knob). An additive condition alone cannot express a gain, so without FiLM a drive or level
+knob has to be learned through the nonlinearities. The network's last layer starts at zero,
+so training starts from the unmodulated model. Both terms are affine in the layer weights,
+so a streaming kernel folds them into its weights when the knobs change.
+
 Streaming state: for every layer, the last ``(kernel_size - 1) * dilation`` samples of that
 layer's input. The offline ``forward`` is ``step`` from a zero state, which is the same as
 causal zero padding at every layer. Neural Amp Modeler's players start instead from the state
@@ -67,14 +76,20 @@ class WaveNetConfig:
 
     layers: tuple[LayerArrayConfig, ...] = field(default_factory=_standard_arrays)
     head_scale: float = 0.02
+    # Hidden width of the knobs -> FiLM network; 0 = knobs only as extra condition channels.
+    # Used only when the model has knobs.
+    film_hidden: int = 16
 
     def __post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a WaveNet needs at least one layer array")
+        if self.film_hidden < 0:
+            raise ValueError("film_hidden must be >= 0")
 
     @classmethod
     def from_dict(cls, data: dict) -> WaveNetConfig:
-        data = dict(data)
+        # Files saved before FiLM existed have no such key: they were built without it.
+        data = {"film_hidden": 0, **data}
         if "layers" in data:
             data["layers"] = tuple(
                 a
@@ -103,12 +118,18 @@ class _Layer(nn.Module):
         self.activation = _ACTIVATIONS[activation]()
         self.gated = gated
         self.channels = channels
+        self.mid = mid
         self.pad = (kernel_size - 1) * dilation
 
-    def forward(self, x: Tensor, cond: Tensor, past: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x: (B, C, T) layer input; cond: (B, Dc, T); past: (B, C, pad) previous inputs."""
+    def forward(
+        self, x: Tensor, cond: Tensor, past: Tensor, film: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, C, T) layer input; cond: (B, Dc, T); past: (B, C, pad) previous inputs;
+        film: (B, 2 * mid, 1) FiLM scale offsets and shifts, or None."""
         full = torch.cat([past, x], dim=2) if self.pad else x
         z = self.conv(full) + self.input_mixer(cond)
+        if film is not None:
+            z = z * (1 + film[:, : self.mid]) + film[:, self.mid :]
         if self.gated:
             a = self.activation(z[:, : self.channels]) * torch.sigmoid(z[:, self.channels :])
         else:
@@ -155,6 +176,19 @@ class WaveNet(EffectModel):
         self.arrays = nn.ModuleList(arrays)
         self._array_list: list[_LayerArray] = arrays  # typed view of the same modules
         self.head_scale = float(config.head_scale)
+        # FiLM terms: 2 * mid per layer, then the output gain (one per output channel).
+        self._film_sizes = [2 * layer.mid for layer in self._layers()] + [self.channels]
+        self.film: nn.Sequential | None = None
+        if self.n_knobs and config.film_hidden:
+            self.film = nn.Sequential(
+                nn.Linear(self.n_knobs, config.film_hidden),
+                nn.ReLU(),
+                nn.Linear(config.film_hidden, sum(self._film_sizes)),
+            )
+            last = self.film[2]
+            assert isinstance(last, nn.Linear)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     @property
     def receptive_field(self) -> int:
@@ -172,6 +206,9 @@ class WaveNet(EffectModel):
 
     def step(self, x: Tensor, knobs: Tensor, state: State) -> tuple[Tensor, State]:
         cond = torch.cat([x, broadcast_knobs(knobs, x.shape[2])], dim=1) if self.n_knobs else x
+        films: list[Tensor | None] = [None] * len(self._film_sizes)
+        if self.film is not None:
+            films = list(self.film_terms(knobs)[:, :, None].split(self._film_sizes, dim=1))
         new_state: list[Tensor] = []
         y = x
         head: Tensor | None = None
@@ -179,11 +216,19 @@ class WaveNet(EffectModel):
         for array in self._array_list:
             h = array.rechannel(y)
             for layer in array.layers_list:
-                h, a, past = layer(h, cond, state[i])
+                h, a, past = layer(h, cond, state[i], films[i])
                 new_state.append(past)
                 head = a if head is None else head + a
                 i += 1
             head = array.head_rechannel(head)
             y = h
         assert head is not None
-        return self.head_scale * head, tuple(new_state)
+        out = self.head_scale * head
+        gain = films[-1]
+        return (out if gain is None else out * (1 + gain)), tuple(new_state)
+
+    def film_terms(self, knobs: Tensor) -> Tensor:
+        """``(batch, n_knobs)`` normalised knobs -> ``(batch, sum(film sizes))`` FiLM terms:
+        per layer ``mid`` scale offsets then ``mid`` shifts, then the output gain offsets."""
+        assert self.film is not None
+        return self.film(knobs)

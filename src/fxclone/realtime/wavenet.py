@@ -14,12 +14,15 @@ place at fixed offsets, and only once every ``SPAN`` samples are the last ``pad`
 of each row moved back to the front (an amortised copy, no per-sample ring arithmetic).
 
 Knob values are constant within a stream, so their mixer contribution is folded into each
-layer's bias (per stream) when the kernel is built or the knobs change.
+layer's bias (per stream) when the kernel is built or the knobs change. A model with knob
+FiLM gets its scales folded into the convolution, mixer and head weights as well; those are
+shared by all streams, so such a kernel needs every stream at the same knob values.
 """
 
 from __future__ import annotations
 
 import ctypes
+from copy import deepcopy
 
 import numpy as np
 import torch
@@ -178,6 +181,8 @@ class WaveNetKernel:
         lay_rows: list[list[int]] = []
         arr_rows: list[list[int]] = []
         self._conv_bias: list[tuple[int, np.ndarray, np.ndarray]] = []
+        # FiLM folding: (offset, original rows) of the weights whose rows FiLM scales.
+        self._film_rows: list[list[tuple[int, np.ndarray]]] = []
         hist = cb = 0
         coff = [j * T for j in range(_MAX_ROWS)]  # columns of a tile buffer
         cin = model.channels
@@ -185,27 +190,34 @@ class WaveNetKernel:
             c = array.rechannel.out_channels
             head = array.head_rechannel
             hb = put(head.bias) if head.bias is not None else -1
-            arr_rows.append(
-                [cin, c, head.out_channels, len(lay_rows), len(array.layers_list),
-                 put(array.rechannel.weight), put(head.weight), hb]
-            )  # fmt: skip
+            rw, hw = put(array.rechannel.weight), put(head.weight)
+            arr_rows.append([cin, c, head.out_channels, len(lay_rows), len(array.layers_list),
+                             rw, hw, hb])  # fmt: skip
             for layer in array.layers_list:
                 mid, _, k = layer.conv.weight.shape
                 mixer = layer.input_mixer.weight.detach()[:, :, 0].double()
                 d = layer.conv.dilation[0]
+                w_off, mx_off = put(layer.conv.weight), put(mixer[:, : model.channels])
                 lay_rows.append(
                     [c, mid, k, d, ACTIVATION_CODES[_act_name(layer)], int(layer.gated),
-                     put(layer.conv.weight), put(mixer[:, : model.channels]),
-                     put(layer.layer1x1.weight), put(_bias(layer.layer1x1)), hist, layer.pad, cb,
-                     len(coff)]
+                     w_off, mx_off, put(layer.layer1x1.weight), put(_bias(layer.layer1x1)),
+                     hist, layer.pad, cb, len(coff)]
                 )  # fmt: skip
                 row = layer.pad + SPAN  # column i*k + kk of the conv reads channel i, tap kk
                 coff.extend(i * row + kk * d for i in range(c) for kk in range(k))
                 bias = _bias(layer.conv).double().numpy()
                 self._conv_bias.append((cb, bias, mixer[:, model.channels :].numpy()))
+                self._film_rows.append([(w_off, _rows(layer.conv.weight, mid)),
+                                        (mx_off, mixer[:, : model.channels].numpy())])  # fmt: skip
                 hist += self.batch * c * (layer.pad + SPAN)
                 cb += mid
             cin = c
+        last = model._array_list[-1].head_rechannel
+        self._film_out = [(hw, _rows(last.weight, model.channels))]
+        if hb >= 0:
+            assert last.bias is not None
+            self._film_out.append((hb, _rows(last.bias, model.channels)))
+        self._film = _copy_module(model.film)
         self.w = np.concatenate(weights).astype(np.float32)
         self.lay = np.array(lay_rows, dtype=np.int64)
         self.arr = np.array(arr_rows, dtype=np.int64)
@@ -237,10 +249,30 @@ class WaveNetKernel:
             self._ctx_arg = ctypes.c_void_p(self._ctx.ctypes.data)
 
     def set_knobs(self, knobs: np.ndarray) -> None:
-        """Fold ``(batch, n_knobs)`` normalised knob values into the per-layer biases."""
+        """Fold ``(batch, n_knobs)`` normalised knob values into the per-layer biases (and,
+        with knob FiLM, into the weights: then every stream must have the same values)."""
         k = np.asarray(knobs, dtype=np.float64).reshape(self.batch, -1)
-        for off, bias, mixer in self._conv_bias:
-            self.bias[:, off : off + bias.size] = bias[None] + k @ mixer.T
+        if self._film is None:
+            for off, bias, mixer in self._conv_bias:
+                self.bias[:, off : off + bias.size] = bias[None] + k @ mixer.T
+            return
+        if not np.all(k == k[:1]):
+            raise ValueError("a WaveNet with knob FiLM streams all its streams at one setting")
+        with torch.no_grad():
+            terms = self._film(torch.from_numpy(k[:1])).double().numpy()[0]
+        start = 0
+        for (off, bias, mixer), rows in zip(self._conv_bias, self._film_rows, strict=True):
+            mid = bias.size
+            scale, shift = 1 + terms[start : start + mid], terms[start + mid : start + 2 * mid]
+            start += 2 * mid
+            self.bias[:, off : off + mid] = (bias[None] + k @ mixer.T) * scale + shift
+            self._scale_rows(rows, scale)
+        self._scale_rows(self._film_out, 1 + terms[start:])
+
+    def _scale_rows(self, rows: list[tuple[int, np.ndarray]], scale: np.ndarray) -> None:
+        for off, original in rows:
+            scaled = original * scale[:, None]
+            self.w[off : off + scaled.size] = scaled.reshape(-1)
 
     def reset(self) -> None:
         """Silence in the past, as after construction."""
@@ -272,6 +304,18 @@ class WaveNetKernel:
             self.scale, xs, Z, A, S, P, H,
         )  # fmt: skip
         return y
+
+
+def _rows(t: torch.Tensor, rows: int) -> np.ndarray:
+    """A weight or bias as float64 ``(rows, -1)``: row r is output channel r."""
+    return t.detach().double().numpy().reshape(rows, -1)
+
+
+def _copy_module(module: torch.nn.Module | None) -> torch.nn.Module | None:
+    """A float64 copy of ``module`` in eval mode (the kernel must not follow later training)."""
+    if module is None:
+        return None
+    return deepcopy(module).double().eval()
 
 
 def _bias(conv: torch.nn.Conv1d) -> torch.Tensor:
