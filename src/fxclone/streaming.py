@@ -21,6 +21,7 @@ from fxclone.models.base import EffectModel
 from fxclone.realtime import fast_kernel
 
 Progress = Callable[[int, int], None]
+RAMP_STEP = 4  # samples: knob values are constant over each step of a knob ramp
 
 
 def knob_tensor(
@@ -78,9 +79,37 @@ class StreamProcessor:
                 "convert the audio or use a model trained on that channel count"
             )
         self.batch = channels if self.per_channel else 1
+        self._values = dict(knobs or {})  # the knob setting asked for, in units
         self.knobs = knob_tensor(model, knobs, self.batch)
         self.state = model.init_state(self.batch)
         self.kernel = None if reference else fast_kernel(model, self.batch, self.knobs.numpy())
+        # A knob change in progress: from, to, its length and position (samples).
+        self._ramp = (self.knobs, self.knobs, 0, 0)
+
+    def set_knobs(self, values: Mapping[str, float], ramp_seconds: float = 0.05) -> None:
+        """Change knob values (in their units; the others keep theirs) while streaming.
+
+        The normalised knob vector moves linearly to the new setting over ``ramp_seconds``
+        of audio (at the model's sample rate), in steps of RAMP_STEP samples counted from
+        the change, so the output has no click and does not depend on the block sizes. A new
+        change during a ramp starts from where the ramp had got to.
+        """
+        if not ramp_seconds >= 0:
+            raise FxcloneError(f"ramp_seconds={ramp_seconds} must be >= 0")
+        merged = {**self._values, **values}
+        target = knob_tensor(self.model, merged, self.batch)
+        self._values = merged
+        length = int(round(ramp_seconds * self.model.sample_rate))
+        if length == 0:
+            self._ramp = (target, target, 0, 0)
+            self._use_knobs(target)
+        else:
+            self._ramp = (self.knobs, target, length, 0)
+
+    def _use_knobs(self, knobs: torch.Tensor) -> None:
+        self.knobs = knobs
+        if self.kernel is not None:
+            self.kernel.set_knobs(knobs.numpy())
 
     @property
     def latency_samples(self) -> int:
@@ -93,6 +122,27 @@ class StreamProcessor:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """``block``: float32 ``(channels, samples)`` -> model output of the same shape."""
+        start, target, length, pos = self._ramp
+        if pos >= length or block.shape[1] == 0:
+            return self._process(block)
+        # A knob ramp in progress: constant knobs over each RAMP_STEP samples of the ramp.
+        outs = []
+        done = 0
+        while done < block.shape[1] and pos < length:
+            step = pos // RAMP_STEP
+            n = min(RAMP_STEP * (step + 1) - pos, block.shape[1] - done, length - pos)
+            frac = min((step + 1) * RAMP_STEP / length, 1.0)
+            self._use_knobs(start + (target - start) * frac)
+            outs.append(self._process(block[:, done : done + n]))
+            done, pos = done + n, pos + n
+        self._ramp = (start, target, length, pos)
+        if pos >= length:
+            self._use_knobs(target)
+        if done < block.shape[1]:
+            outs.append(self._process(block[:, done:]))
+        return np.concatenate(outs, axis=1)
+
+    def _process(self, block: np.ndarray) -> np.ndarray:
         if block.shape[1] == 0:
             return block.astype(np.float32)
         if self.kernel is not None:

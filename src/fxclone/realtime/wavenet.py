@@ -22,7 +22,6 @@ shared by all streams, so such a kernel needs every stream at the same knob valu
 from __future__ import annotations
 
 import ctypes
-from copy import deepcopy
 
 import numpy as np
 import torch
@@ -217,7 +216,7 @@ class WaveNetKernel:
         if hb >= 0:
             assert last.bias is not None
             self._film_out.append((hb, _rows(last.bias, model.channels)))
-        self._film = _copy_module(model.film)
+        self._film = _film_weights(model)
         self.w = np.concatenate(weights).astype(np.float32)
         self.lay = np.array(lay_rows, dtype=np.int64)
         self.arr = np.array(arr_rows, dtype=np.int64)
@@ -258,8 +257,8 @@ class WaveNetKernel:
             return
         if not np.all(k == k[:1]):
             raise ValueError("a WaveNet with knob FiLM streams all its streams at one setting")
-        with torch.no_grad():
-            terms = self._film(torch.from_numpy(k[:1])).double().numpy()[0]
+        (w1, b1), (w2, b2) = self._film
+        terms = np.maximum(w1 @ k[0] + b1, 0.0) @ w2.T + b2  # the model's knobs -> FiLM MLP
         start = 0
         for (off, bias, mixer), rows in zip(self._conv_bias, self._film_rows, strict=True):
             mid = bias.size
@@ -311,11 +310,12 @@ def _rows(t: torch.Tensor, rows: int) -> np.ndarray:
     return t.detach().double().numpy().reshape(rows, -1)
 
 
-def _copy_module(module: torch.nn.Module | None) -> torch.nn.Module | None:
-    """A float64 copy of ``module`` in eval mode (the kernel must not follow later training)."""
-    if module is None:
+def _film_weights(model: WaveNet) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The knob FiLM network's two linear layers as float64 (weight, bias), or None."""
+    if model.film is None:
         return None
-    return deepcopy(module).double().eval()
+    layers = [m for m in model.film if isinstance(m, torch.nn.Linear)]
+    return [(_rows(m.weight, m.out_features), _rows(m.bias, m.out_features)[:, 0]) for m in layers]
 
 
 def _bias(conv: torch.nn.Conv1d) -> torch.Tensor:
