@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from cli_harness import assert_clean_failure, no_output, plain_cli, write_wav
 from fxclone.errors import FxcloneError
 from fxclone.models import KnobSpec, create_model
 from fxclone.streaming import StreamProcessor
@@ -105,3 +109,50 @@ def test_bad_knob_changes_are_refused(model) -> None:
         proc.set_knobs({"gain": 1.0})
     with pytest.raises(FxcloneError, match="ramp_seconds"):
         proc.set_knobs({"drive": 1.0}, ramp_seconds=-1)
+
+
+@pytest.fixture(scope="module")
+def saved(model, tmp_path_factory) -> tuple[Path, Path]:
+    from fxclone.modelfile import save_model
+
+    folder = tmp_path_factory.mktemp("automation")
+    path = save_model(folder / "model.safetensors", model)
+    return path, write_wav(folder / "tone.wav", _tone())
+
+
+def test_apply_follows_an_automation_file(saved, tmp_path) -> None:
+    from fxclone.journey import apply
+
+    model_path, tone = saved
+    csv = tmp_path / "auto.csv"
+    # The header, a comment, and both changes at the sample the streaming test uses.
+    csv.write_text(f"time,knob,value\n# up\n{CHANGE / SR!r},drive,40\n{CHANGE / SR!r},level,6\n")
+    out = apply(model_path, tone, tmp_path / "out.wav", {"drive": 0.0, "level": -24.0},
+                block_size=1000, progress=None, automation=csv, ramp_ms=RAMP * 1000)  # fmt: skip
+    y = sf.read(out, dtype="float32")[0]
+    from fxclone.modelfile import load_model
+
+    expected = _stream(load_model(model_path).model, [4096], RAMP)
+    assert np.max(np.abs(y - expected)) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("0.5,drive\n", "expected 3 columns"),
+        ("soon,drive,3\n", "must be numbers"),
+        ("-1,drive,3\n", "0 or more seconds"),
+        ("0.5,gain,3\n", "unknown knob"),
+        ("0.5,drive,99\n", "outside its range"),
+        ("time,knob,value\n", "no knob changes"),
+    ],
+)
+def test_bad_automation_files_fail_cleanly(saved, tmp_path, text, needle) -> None:
+    model_path, tone = saved
+    csv = tmp_path / "auto.csv"
+    csv.write_text(text)
+    out = tmp_path / "out.wav"
+    proc = plain_cli("apply", str(model_path), str(tone), str(out), "--automation", str(csv),
+                     cwd=tmp_path)  # fmt: skip
+    assert_clean_failure(proc, needle, "auto.csv")
+    no_output(out)

@@ -437,11 +437,16 @@ def apply(
     out_path: Annotated[Path, typer.Argument(help="Output WAV file.")],
     knob: KnobOpt = None,
     block_size: Annotated[int, typer.Option(help="Samples per streamed block.")] = 8192,
+    automation: Annotated[
+        Path | None, typer.Option(help="CSV of knob changes: time,knob,value (seconds, units).")
+    ] = None,
+    ramp_ms: Annotated[float, typer.Option(help="Milliseconds each knob change ramps.")] = 50.0,
 ) -> None:
     """Run a saved model over an audio file of any length (streamed from disk to disk)."""
     from fxclone.journey import apply as run
 
-    run(model_path, in_path, out_path, _knobs(knob), block_size=block_size, progress=_bar("apply"))
+    run(model_path, in_path, out_path, _knobs(knob), block_size=block_size,
+        progress=_bar("apply"), automation=automation, ramp_ms=ramp_ms)  # fmt: skip
     out.print(f"wrote {out_path}")
 
 

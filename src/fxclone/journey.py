@@ -275,15 +275,26 @@ def apply(
     *,
     block_size: int = 8192,
     progress: Progress | None = None,
+    automation: PathLike | None = None,
+    ramp_ms: float = 50.0,
 ) -> Path:
-    """Run a saved model over an audio file of any length, streamed from disk to disk."""
+    """Run a saved model over an audio file of any length, streamed from disk to disk.
+
+    ``knobs`` is the starting setting; ``automation`` a CSV of knob changes over time
+    (:mod:`fxclone.automation`), each ramped over ``ramp_ms`` milliseconds.
+    """
+    from fxclone.automation import read_automation
     from fxclone.modelfile import load_model
     from fxclone.streaming import apply_file
 
     if block_size < 1 or block_size > 1 << 20:
         raise FxcloneError(f"--block-size {block_size} is out of range; use 1..1048576")
+    if not 0 <= ramp_ms <= 10_000:
+        raise FxcloneError(f"--ramp-ms {ramp_ms:g} is out of range; use 0..10000")
     model = load_model(model_path).model
-    return apply_file(model, in_path, out_path, knobs, block_size=block_size, progress=progress)
+    changes = read_automation(automation, model) if automation is not None else []
+    return apply_file(model, in_path, out_path, knobs, block_size=block_size, progress=progress,
+                      automation=changes, ramp_seconds=ramp_ms / 1000)  # fmt: skip
 
 
 DEMO_EFFECT = "distortion"

@@ -8,7 +8,7 @@ streams a file from disk to disk with bounded memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 from fxclone.audio import atomic_path, audio_info, open_writer
+from fxclone.automation import KnobChange
 from fxclone.errors import FxcloneError
 from fxclone.models.base import EffectModel
 from fxclone.realtime import fast_kernel
@@ -192,8 +193,13 @@ def apply_file(
     block_size: int = 8192,
     progress: Progress | None = None,
     reference: bool = False,
+    automation: Sequence[KnobChange] = (),
+    ramp_seconds: float = 0.05,
 ) -> Path:
     """Stream ``in_path`` through ``model`` into ``out_path`` (32-bit float WAV), block by block.
+
+    ``knobs`` is the starting setting; ``automation`` (see :mod:`fxclone.automation`) changes
+    knobs at given times, each ramped over ``ramp_seconds``.
 
     Memory stays bounded whatever the file length. The input must be at the model's sample
     rate or is resampled on the fly (soxr, streaming). The output is written to a temporary
@@ -219,6 +225,9 @@ def apply_file(
     expected = int(round(frames * out_sr / sr))
     written = 0
     to_skip = lat
+    # Knob changes as (sample at the model's rate, values), soonest last.
+    pending = [(int(round(c.time_seconds * out_sr)), c.values) for c in automation][::-1]
+    ramp, fed = ramp_seconds, 0
     with (
         sf.SoundFile(src) as fin,
         atomic_path(dst) as tmp,
@@ -237,7 +246,8 @@ def apply_file(
             block = data
             if up is not None:
                 block = up.resample_chunk(data, last=last)
-            y = proc.process(np.ascontiguousarray(block.T))
+            y = _process_automated(proc, np.ascontiguousarray(block.T), fed, pending, ramp)
+            fed += block.shape[0]
             if last and lat:
                 tail = proc.process(np.zeros((channels, lat), np.float32))
                 y = np.concatenate([y, tail], axis=1)
@@ -253,6 +263,27 @@ def apply_file(
             if last:
                 break
     return dst
+
+
+def _process_automated(
+    proc: StreamProcessor,
+    block: np.ndarray,
+    start: int,
+    pending: list[tuple[int, dict[str, float]]],
+    ramp_seconds: float,
+) -> np.ndarray:
+    """``proc.process(block)`` with the knob changes due inside it applied at their samples
+    (``block`` starts at sample ``start``; ``pending`` is consumed from its end)."""
+    outs = []
+    done = 0
+    while pending and pending[-1][0] < start + block.shape[1]:
+        at, values = pending.pop()
+        cut = max(at - start, done)
+        outs.append(proc.process(block[:, done:cut]))
+        proc.set_knobs(values, ramp_seconds)
+        done = cut
+    outs.append(proc.process(block[:, done:]))
+    return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=1)
 
 
 def _read_block(fin: sf.SoundFile, n: int, src: Path, done: int) -> np.ndarray:
