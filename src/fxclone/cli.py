@@ -133,14 +133,27 @@ def render(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Write a new dataset folder instead.")
     ] = None,
+    sampling: Annotated[
+        str,
+        typer.Option(help="How knob ranges (--knob NAME=LOW:HIGH) are sampled: lhs, random, grid."),
+    ] = "lhs",
+    segment_seconds: Annotated[
+        float, typer.Option(help="Seconds per segment, each at its own setting (with ranges).")
+    ] = 2.0,
+    seed: Annotated[int, typer.Option(help="Seed of the knob settings (with ranges).")] = 0,
 ) -> None:
-    """Render a dataset's dry signals through a built-in effect, a command or a plugin."""
-    from fxclone.journey import render as run
+    """Render a dataset's dry signals through a built-in effect, a command or a plugin.
 
+    A knob given as a range (--knob drive=0:40) is sampled per segment: one dataset across
+    every setting, for a model that follows the knobs."""
+    from fxclone.journey import render as run
+    from fxclone.settings import split_knob_args
+
+    fixed, ranges = split_knob_args(knob or [])
     manifest = run(
         dataset,
         effect,
-        _knobs(knob),
+        _knobs(fixed),
         out_dir=out_dir,
         progress=_bar("render"),
         command=command,
@@ -149,6 +162,10 @@ def render(
         in_channels=in_channels,
         out_channel=out_channel,
         timeout=timeout,
+        ranges=ranges,
+        sampling=sampling,
+        segment_seconds=segment_seconds,
+        seed=seed,
     )
     out.print(f"wrote {manifest}")
 

@@ -50,8 +50,16 @@ def render(
     in_channels: int | None = None,
     out_channel: str | None = None,
     timeout: float | None = None,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    sampling: str = "lhs",
+    segment_seconds: float = 2.0,
+    seed: int = 0,
 ) -> Path:
     """Render every dry file of a dataset; returns the manifest.
+
+    ``ranges`` (knob name -> (low, high) in the knob's unit) renders every segment of
+    ``segment_seconds`` at its own setting, sampled by ``sampling`` (lhs, random, grid) with
+    ``seed``; see :mod:`fxclone.settings`.
 
     Exactly one of ``effect`` (a built-in effect's name), ``command`` (a program template
     with ``{dry}``, ``{wet}`` and ``{KNOB}`` placeholders) or ``plugin`` (a VST3/AU file,
@@ -77,14 +85,34 @@ def render(
         for flag, value in (("--in-channels", in_channels), ("--out-channel", out_channel)):
             if value is not None:
                 raise FxcloneError(f"{flag} applies to --command and --plugin only; drop it")
+        if ranges:
+            return _render_effect_across(dataset_dir, effect, knobs, ranges, out_dir, progress,
+                                         sampling, segment_seconds, seed)  # fmt: skip
         return render_dataset(dataset_dir, effect, knobs, out_dir=out_dir, progress=progress)
     ins = 1 if in_channels is None else in_channels
     pick = "mix" if out_channel is None else out_channel
     renderer: renderers.Renderer
     if command is not None:
         limit = renderers.DEFAULT_TIMEOUT if timeout is None else timeout
-        renderer = renderers.CommandRenderer(
-            command, knobs, in_channels=ins, out_channel=pick, timeout=limit
+
+        def command_at(setting: Mapping[str, float]) -> renderers.CommandRenderer:
+            return renderers.CommandRenderer(
+                command, {**(knobs or {}), **setting}, in_channels=ins, out_channel=pick,
+                timeout=limit,
+            )  # fmt: skip
+
+        if ranges:
+            from fxclone.settings import render_across_settings
+
+            command_at({n: lo for n, (lo, _) in ranges.items()})  # checks the template first
+            return render_across_settings(dataset_dir, command_at, ranges, method=sampling,
+                                          segment_seconds=segment_seconds, seed=seed,
+                                          out_dir=out_dir, progress=progress)  # fmt: skip
+        renderer = command_at({})
+    elif ranges:
+        raise FxcloneError(
+            "knob ranges (--knob NAME=LOW:HIGH) work with --effect and --command; for a plugin, "
+            "render one setting per dataset (--knob NAME=VALUE) and train on the folders together"
         )
     else:
         assert plugin is not None
@@ -92,6 +120,48 @@ def render(
             plugin, knobs, preset=preset, in_channels=ins, out_channel=pick
         )
     return render_dataset(dataset_dir, renderer, None, out_dir=out_dir, progress=progress)
+
+
+def _render_effect_across(
+    dataset_dir: PathLike,
+    name: str,
+    knobs: Mapping[str, float] | None,
+    ranges: Mapping[str, tuple[float, float]],
+    out_dir: PathLike | None,
+    progress: Progress | None,
+    sampling: str,
+    segment_seconds: float,
+    seed: int,
+) -> Path:
+    """A built-in effect rendered across knob settings (each range checked against the
+    effect's own knob range first)."""
+    from fxclone.effects import get_effect
+    from fxclone.rendering import BuiltinRenderer
+    from fxclone.settings import render_across_settings
+
+    effect = get_effect(name)
+    specs = {k.name: k for k in effect.knobs}
+    fixed = dict(knobs or {})
+    for knob, (lo, hi) in ranges.items():
+        if knob in fixed:
+            raise FxcloneError(f"knob {knob!r} has both a value and a range; keep one --knob")
+        spec = specs.get(knob)
+        if spec is None:
+            raise FxcloneError(
+                f"{name} has no knob {knob!r}; its knobs: {', '.join(specs)} (see fxclone effects)"
+            )
+        if lo < spec.minimum or hi > spec.maximum:
+            raise FxcloneError(
+                f"--knob {knob}={lo:g}:{hi:g} leaves {name}'s range "
+                f"{spec.minimum:g}..{spec.maximum:g} {spec.unit}; choose a range inside it"
+            )
+    BuiltinRenderer(effect, fixed)  # the fixed values are checked before any rendering
+    log_scale = {k: specs[k].log_scale for k in ranges}
+    return render_across_settings(
+        dataset_dir, lambda s: BuiltinRenderer(effect, {**fixed, **s}), ranges, method=sampling,
+        segment_seconds=segment_seconds, seed=seed, log_scale=log_scale, out_dir=out_dir,
+        progress=progress,
+    )  # fmt: skip
 
 
 def _knob_specs(info: Any, pairs: Sequence[Any]) -> tuple[KnobSpec, ...]:
