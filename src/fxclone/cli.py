@@ -468,6 +468,36 @@ def apply(
 
 
 @app.command()
+def sweep(
+    model_path: Annotated[Path, typer.Argument(help="A knob-conditioned model (.safetensors).")],
+    dataset: Annotated[Path, typer.Argument(help="The dataset it was trained on.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the table and heatmaps.")],
+    points: Annotated[int, typer.Option(help="How many unseen settings to test.")] = 24,
+    min_distance: Annotated[
+        float, typer.Option(help="Normalised distance kept from every training setting.")
+    ] = 0.1,
+    levels: Annotated[int, typer.Option(help="Grid values per knob to choose from.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the choice among equals.")] = 0,
+) -> None:
+    """Test a knob-conditioned model at settings it never heard: table and heatmaps."""
+    from fxclone.modelfile import load_model
+    from fxclone.sweep import heatmaps, sweep, write_sweep
+
+    if points < 1 or levels < 2:
+        raise FxcloneError("--points must be >= 1 and --levels >= 2")
+    model = load_model(model_path).model
+    rows, n_train = sweep(
+        model, dataset, points, min_distance, levels, seed, progress=_bar("sweep")
+    )
+    extra = {"model": str(model_path), "dataset": str(dataset), "training_settings": n_train,
+             "min_distance": min_distance, "levels": levels}  # fmt: skip
+    path = write_sweep(rows, out_dir, extra)
+    images = heatmaps(rows, model.knobs, Path(out_dir))
+    out.print((Path(out_dir) / "sweep.md").read_text())
+    out.print(f"wrote {path} and {len(images)} heatmap(s)")
+
+
+@app.command()
 def info(model_path: Annotated[Path, typer.Argument(help="Saved model (.safetensors).")]) -> None:
     """Show a saved model's architecture, knobs and training summary."""
     from fxclone.modelfile import read_metadata
