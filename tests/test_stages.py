@@ -101,7 +101,7 @@ def test_learning_rate_anneals_over_the_time_budget(tmp_path: Path, monkeypatch)
     config = TrainConfig(batch_size=2, segment_samples=256, windows_per_epoch=4,
                          max_epochs=100_000, max_minutes=0.04)  # fmt: skip
     fit(model, _items(2, 0), _items(0.5, 1), config, tmp_path / "run", progress=False)
-    assert len(rates) > 20
+    assert len(rates) >= 5  # steps in the budget: fewer on a busy machine
     assert rates[0] > 0.99 and rates[-1] < 0.2  # from the full rate towards the floor
     assert all(b <= a + 1e-12 for a, b in zip(rates, rates[1:], strict=False))
     assert min(rates) >= 0.01
