@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fxclone.guard import DivergenceGuard
 from fxclone.losses import TrainingLoss
 from fxclone.models.base import EffectModel, Stage
 
@@ -51,6 +52,9 @@ def lightning_module(
                 config.pre_emphasis,
                 config.mrstft_weight,
             )
+            # One process only: a skipped step in one of several DDP ranks would hang the rest.
+            guarded = config.divergence_guard and config.devices == 1
+            self.guard = DivergenceGuard() if guarded else None
 
         def _estimate(self, dry: Tensor, wet: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
             if stage.data == "autoencoder":  # dry and wet pooled, each its own target
@@ -59,10 +63,26 @@ def lightning_module(
                 return self.model(dry, knobs), wet
             return stage.forward(self.model, dry, knobs, wet), wet
 
-        def training_step(self, batch: tuple[Tensor, Tensor, Tensor], _: int) -> Tensor:
+        def training_step(self, batch: tuple[Tensor, Tensor, Tensor], _: int) -> Tensor | None:
             loss = self.loss(*score_region(*self._estimate(*batch), warmup, latency))
+            if self.guard is not None:
+                action = self.guard.check(float(loss))
+                if action == "rollback":
+                    state = self.guard.restore(self.global_step)
+                    self.model.load_state_dict(state["model"])
+                    self.trainer.optimizers[0].load_state_dict(state["optim"])
+                if action != "ok":
+                    return None  # Lightning skips the backward pass and the step
             self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
             return loss
+
+        def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+            if self.guard is not None:
+                checkpoint["divergence_guard"] = self.guard.state_dict()
+
+        def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+            if self.guard is not None and "divergence_guard" in checkpoint:
+                self.guard.load_state_dict(checkpoint["divergence_guard"])
 
         def validation_step(self, batch: int, _: int) -> None:
             # Whole files, padded at the end so a look-ahead model reaches their last sample.
@@ -84,6 +104,13 @@ def lightning_module(
             # run resumed mid-epoch or at an epoch end stays on schedule.
             lr = config.learning_rate * stage.lr_scale * config.lr_decay**self.current_epoch
             lr *= budget_factor(self.trainer, config)
+            if self.guard is not None:
+                lr *= self.guard.lr_scale
+                optimizer = self.trainer.optimizers[0]
+                self.guard.maybe_snapshot(
+                    self.global_step,
+                    lambda: {"model": self.model.state_dict(), "optim": optimizer.state_dict()},
+                )
             for group in self.trainer.optimizers[0].param_groups:
                 group["lr"] = lr
 

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fxclone.audio import atomic_path
 from fxclone.checkpoints import checkpoint_io, checkpoint_progress, last_checkpoint
-from fxclone.errors import FxcloneError
+from fxclone.errors import FxcloneError, FxcloneNotice
 from fxclone.models.base import EffectModel, Stage, config_from_dict
 from fxclone.models.registry import DEFAULT_MODEL, get_preset
 from fxclone.stage_module import lightning_module, monitor
@@ -64,6 +64,9 @@ class TrainConfig:
     # With max_minutes, also scale the rate by a cosine from 1 to 0.01 over the time budget,
     # so a run that is stopped by the clock ends annealed rather than mid-stride.
     anneal_to_budget: bool = True
+    # Skip steps whose loss spikes far above the recent median; on a run of them restore the
+    # weights from a few steps back and halve the rate (fxclone.guard).
+    divergence_guard: bool = True
     checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
@@ -328,6 +331,9 @@ def _fit_stage(
                 raise KeyboardInterrupt from None
             raise
     elapsed = time.time() - t0
+    guard_note = module.guard.summary() if module.guard is not None else None
+    if guard_note:
+        warnings.warn(FxcloneNotice(f"{run}: {guard_note}"), stacklevel=2)
     best_path = Path(best.best_model_path) if best.best_model_path else last
     if best_path.exists():
         state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
