@@ -81,3 +81,35 @@ def test_losses_known_values() -> None:
     assert float(ESRLoss(0.95)(t, t)) == 0.0
     both = TrainingLoss(esr_weight=1.0, pre_emph_weight=1.0)
     assert float(both(0.5 * t, t)) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_per_window_esr_weighs_quiet_windows_like_loud_ones() -> None:
+    torch.manual_seed(0)
+    t = torch.randn(2, 1, 1000)
+    t[1] *= 0.01  # a quiet setting, 40 dB down
+    estimate = t.clone()
+    estimate[1] = 0.0  # the quiet window entirely wrong, the loud one exact
+    pooled = float(ESRLoss()(estimate, t))
+    assert pooled == pytest.approx(1e-4, rel=0.05)  # the loud window's energy hides the error
+    floor = 1e-4 * (1 + 1e-4) / 2  # 40 dB under the mean energy, relative to the loud window
+    per_window = float(ESRLoss(per_window=True)(estimate, t))
+    assert per_window == pytest.approx(0.5 * 1e-4 / (1e-4 + floor), rel=0.05)
+    assert per_window > 1000 * pooled
+
+
+@pytest.mark.parametrize(
+    ("knobs", "setting", "expected"),
+    [(0, None, False), (1, None, True), (1, False, False), (0, True, True)],
+)
+def test_conditioned_models_train_on_per_window_esr(
+    knobs: int, setting: bool | None, expected: bool
+) -> None:
+    from fxclone.models.base import KnobSpec, Stage
+    from fxclone.models.registry import create_model
+    from fxclone.stage_module import lightning_module
+
+    specs = [KnobSpec("drive", 0.0, 1.0)] * knobs
+    model = create_model("wavenet-nano", sample_rate=16000, knobs=specs)
+    config = TrainConfig(model="wavenet-nano", esr_per_window=setting)
+    module = lightning_module(model, config, Stage(), 0, [])
+    assert module.loss.esr.per_window is expected and module.loss.esr_pre.per_window is expected

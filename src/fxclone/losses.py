@@ -22,15 +22,25 @@ class ESRLoss(nn.Module):
     distortion products live and where plain ESR is least sensitive.
     """
 
-    def __init__(self, pre_emphasis: float = 0.0, eps: float = 1e-8) -> None:
+    def __init__(
+        self, pre_emphasis: float = 0.0, eps: float = 1e-8, per_window: bool = False
+    ) -> None:
         super().__init__()
         self.coeff = float(pre_emphasis)
         self.eps = eps
+        self.per_window = per_window
 
     def forward(self, estimate: Tensor, target: Tensor) -> Tensor:
         y = pre_emphasis(estimate, self.coeff)
         t = pre_emphasis(target, self.coeff)
-        return torch.sum((t - y) ** 2) / (torch.sum(t**2) + self.eps)
+        if not self.per_window:
+            return torch.sum((t - y) ** 2) / (torch.sum(t**2) + self.eps)
+        # Each window's own ESR, averaged: a quiet setting of a conditioned model counts as
+        # much as a loud one. A floor 40 dB under the batch's mean energy keeps a nearly
+        # silent window from swamping the rest.
+        err = torch.sum((t - y) ** 2, dim=tuple(range(1, t.ndim)))
+        energy = torch.sum(t**2, dim=tuple(range(1, t.ndim)))
+        return torch.mean(err / (energy + 1e-4 * energy.mean().detach() + self.eps))
 
 
 class TrainingLoss(nn.Module):
@@ -46,10 +56,11 @@ class TrainingLoss(nn.Module):
         pre_emph_weight: float = 1.0,
         pre_emphasis: float = 0.95,
         mrstft_weight: float = 0.0,
+        per_window: bool = False,
     ) -> None:
         super().__init__()
-        self.esr = ESRLoss()
-        self.esr_pre = ESRLoss(pre_emphasis)
+        self.esr = ESRLoss(per_window=per_window)
+        self.esr_pre = ESRLoss(pre_emphasis, per_window=per_window)
         self.weights = (float(esr_weight), float(pre_emph_weight), float(mrstft_weight))
         self.mrstft: nn.Module | None = None
         if mrstft_weight > 0:
