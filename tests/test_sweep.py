@@ -61,8 +61,8 @@ def test_sweep_scores_match_an_independent_computation(trained, tmp_path) -> Non
     from fxclone.modelfile import load_model
 
     model = load_model(trained[0]).model
-    rows, n_train = sweep(model, trained[1], count=6, progress=None)
-    assert n_train == 5 and len(rows) == 6  # 4 training and 1 validation segments
+    rows, points = sweep(model, trained[1], count=6, progress=None)
+    assert points.shape == (5, 2) and len(rows) == 6  # 4 training and 1 validation segments
     from fxclone.dataset import load_dataset, read_item
 
     info = load_dataset(trained[1])
@@ -73,7 +73,7 @@ def test_sweep_scores_match_an_independent_computation(trained, tmp_path) -> Non
         target = np.concatenate([effect.render(d, SR, knobs) for d in dry], axis=1)
         estimate = np.concatenate([process_array(model, d, row.setting) for d in dry], axis=1)
         assert row.esr == pytest.approx(esr(target, estimate), rel=1e-6)
-    images = heatmaps(rows, model.knobs, tmp_path)
+    images = heatmaps(rows, model.knobs, tmp_path, points)
     assert [p.name for p in images] == ["heatmap_drive_level.png"]
     assert images[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -486,13 +486,13 @@ def sweep(
     if points < 1 or levels < 2:
         raise FxcloneError("--points must be >= 1 and --levels >= 2")
     model = load_model(model_path).model
-    rows, n_train = sweep(
+    rows, trained = sweep(
         model, dataset, points, min_distance, levels, seed, progress=_bar("sweep")
     )
-    extra = {"model": str(model_path), "dataset": str(dataset), "training_settings": n_train,
+    extra = {"model": str(model_path), "dataset": str(dataset), "training_settings": len(trained),
              "min_distance": min_distance, "levels": levels}  # fmt: skip
     path = write_sweep(rows, out_dir, extra)
-    images = heatmaps(rows, model.knobs, Path(out_dir))
+    images = heatmaps(rows, model.knobs, Path(out_dir), trained)
     out.print((Path(out_dir) / "sweep.md").read_text())
     out.print(f"wrote {path} and {len(images)} heatmap(s)")
 

@@ -133,8 +133,9 @@ def sweep(
     levels: int = 5,
     seed: int = 0,
     progress: Progress | None = None,
-) -> tuple[list[SweepRow], int]:
-    """Score ``model`` at unseen settings; returns the rows and the training-point count."""
+) -> tuple[list[SweepRow], np.ndarray]:
+    """Score ``model`` at unseen settings; returns the rows and the ``(n, knobs)`` normalised
+    training and validation settings they were kept away from."""
     from fxclone.metrics import esr, mrstft
     from fxclone.streaming import process_array
 
@@ -163,7 +164,7 @@ def sweep(
                              mrstft(target, estimate, info.sample_rate)))  # fmt: skip
         if progress is not None:
             progress(done, len(chosen))
-    return rows, len(points)
+    return rows, points
 
 
 def write_sweep(
@@ -194,8 +195,14 @@ def write_sweep(
     return out / "sweep.json"
 
 
-def heatmaps(rows: Sequence[SweepRow], specs: Sequence[KnobSpec], out_dir: Path) -> list[Path]:
-    """One PNG per pair of knobs: mean test ESR per grid cell (other knobs averaged)."""
+def heatmaps(
+    rows: Sequence[SweepRow],
+    specs: Sequence[KnobSpec],
+    out_dir: Path,
+    train_points: np.ndarray | None = None,
+) -> list[Path]:
+    """One PNG per pair of knobs: mean test ESR per grid cell (other knobs averaged), with
+    the training settings (normalised, ``(n, knobs)``) marked where given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,6 +226,13 @@ def heatmaps(rows: Sequence[SweepRow], specs: Sequence[KnobSpec], out_dir: Path)
         image = ax.imshow(grid, origin="lower", cmap="viridis", norm=norm)
         for (i, j), e in cells.items():
             ax.text(i, j, f"{np.mean(e):.3g}", ha="center", va="center", color="w", fontsize=7)
+        if train_points is not None and len(train_points):
+            # grid cells sit at the sorted levels; place each training setting between them
+            cells_at = np.arange(len(values), dtype=float)
+            ax.scatter(np.interp(train_points[:, a], values, cells_at),
+                       np.interp(train_points[:, b], values, cells_at), marker="x", s=14,
+                       c="tab:red", linewidths=0.8, label="training settings")  # fmt: skip
+            ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
         labels_a = [f"{denormalise(specs[a], v):.3g}" for v in values]
         labels_b = [f"{denormalise(specs[b], v):.3g}" for v in values]
         ax.set_xticks(range(len(values)), labels_a)
