@@ -10,11 +10,18 @@ from fxclone.errors import FxcloneError
 from fxclone.modelfile import load_model, save_model
 from fxclone.models import PRESETS, create_model
 from fxclone.models.base import EffectModel
+from fxclone.models.registry import FAMILIES
 from trained import SR, briefly_trained
 
 # Presets whose tiny test size is the same model (kth-lstm and kth-lstm-reduced) run once.
 _TINY_TWINS = {"kth-lstm-reduced"}
-CASES = [(name, n) for name in PRESETS if name not in _TINY_TWINS for n in (0, 2)]
+# Families that are not knob-conditioned (the impulse response) run without knobs only.
+CASES = [
+    (name, n)
+    for name in PRESETS
+    if name not in _TINY_TWINS
+    for n in ((0, 2) if FAMILIES[PRESETS[name].family].takes_knobs else (0,))
+]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{n}-knobs{k}" for n, k in CASES])
@@ -64,7 +71,9 @@ def test_causal_ignores_future(case) -> None:
     changed = x.clone()
     changed[:, :, cut:] = torch.randn_like(changed[:, :, cut:])
     a, b = model(x, knobs), model(changed, knobs)
-    assert torch.equal(a[:, :, :cut], b[:, :, :cut])
+    # FFT convolution (the impulse-response model) mixes rounding error across the buffer:
+    # allow float32 rounding, far below any real dependence on the future.
+    assert float((a[:, :, :cut] - b[:, :, :cut]).abs().max()) <= 1e-6
     assert float((a[:, :, cut:] - b[:, :, cut:]).abs().max()) > 1e-4
 
 

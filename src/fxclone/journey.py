@@ -258,6 +258,7 @@ def train(
         run,
         resume=not fresh,
         progress=progress,
+        closed_form=init is None,
     )
     summary = {
         "model": config.model,

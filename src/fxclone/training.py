@@ -15,6 +15,7 @@ an uninterrupted run would have.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -114,10 +115,13 @@ class TrainResult:
     steps: int = 0  # optimiser steps over all sittings
     resumed_from_step: int = 0  # the step of the checkpoint this sitting started from
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    closed_form_val_esr: float | None = None  # validation ESR of a closed-form start
 
     def summary(self) -> dict[str, Any]:
         keys = ("best_val_esr", "epochs", "steps", "resumed", "resumed_from_step")
         out = {k: getattr(self, k) for k in keys} | {"train_seconds": round(self.train_seconds, 1)}
+        if self.closed_form_val_esr is not None:
+            out["closed_form_val_esr"] = self.closed_form_val_esr
         return out | ({"stages": self.stages} if self.stages else {})
 
 
@@ -130,8 +134,14 @@ def fit(
     *,
     resume: bool = True,
     progress: bool = True,
+    closed_form: bool = True,
 ) -> TrainResult:
     """Train ``model`` in place, stage by stage; checkpoints go to ``run_dir/checkpoints``.
+
+    A model with a closed-form estimate (``fit_closed_form(train_items)``, e.g. the linear
+    impulse-response model) starts from it when ``closed_form`` is set (the caller clears it
+    when the weights come from ``--init``), and training never returns weights that score
+    worse on validation than that start.
 
     ``*_items`` are ``(dry, wet, knobs)``: float32 ``(channels, samples)`` audio and a
     normalised knob vector ``(n_knobs,)``. If ``run_dir`` holds a checkpoint of the same
@@ -141,6 +151,29 @@ def fit(
     minutes; a re-run skips the stages already finished.
     Returns the model loaded with the weights of the best validation ESR.
     """
+    fit_closed_form = getattr(model, "fit_closed_form", None)
+    if not (closed_form and callable(fit_closed_form)):
+        return _fit_stages(model, train_items, val_items, config, run_dir, resume, progress)
+    fit_closed_form(train_items)
+    start_esr = validation_esr(model, val_items)
+    start = copy.deepcopy(model.state_dict())
+    result = _fit_stages(model, train_items, val_items, config, run_dir, resume, progress)
+    if not result.best_val_esr <= start_esr:
+        model.load_state_dict(start)
+        result.best_val_esr = start_esr
+    result.closed_form_val_esr = start_esr
+    return result
+
+
+def _fit_stages(
+    model: EffectModel,
+    train_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    config: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    resume: bool,
+    progress: bool,
+) -> TrainResult:
     stages = model.training_stages()
     if config.val_seconds is not None:  # (models too slow to validate on whole files)
         n = max(1, int(config.val_seconds * model.sample_rate))

@@ -130,6 +130,8 @@ class EffectModel(nn.Module, ABC):
     # The rate the architecture was designed for (e.g. 16 kHz for the thesis models); at a
     # higher rate the registry wraps the model in an integer-factor resampler (models/resample).
     native_sample_rate: ClassVar[int | None] = None
+    # False for families that cannot be conditioned on knobs (they refuse knob specs).
+    takes_knobs: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from fxclone.models.cafx import CAFxConfig, CEQConfig
 from fxclone.models.crafx import CRAFxConfig, CWAFxConfig
 from fxclone.models.csafx import CSAFxConfig
 from fxclone.models.ffwavenet import FFWaveNetConfig
+from fxclone.models.ir import IRConfig
 from fxclone.models.kth import KTHCNNConfig, KTHRNNConfig
 from fxclone.models.mccool import (
     McCoolCNNConfig,
@@ -99,6 +100,17 @@ PRESETS: dict[str, Preset] = {
             "rnn",
             RNNConfig(cell="lstm", hidden_size=24, num_layers=1, skip=False),
             "NAM standard LSTM: 1 layer of 24 units, linear head, no skip",
+        ),
+        Preset(
+            "ir",
+            "ir",
+            IRConfig(),
+            "linear impulse response, 2 s: least squares in closed form, then fine-tuned;"
+            " for delays, reverbs and cabinets (FFT convolution)",
+            # Adam moves every tap by about the rate per step, and a reverb tail's taps are
+            # 1e-4 and smaller: fine-tuning must nudge the least-squares fit, not redo it.
+            train_defaults={"learning_rate": 1e-6, "batch_size": 4},
+            tiny={"seconds": 0.004, "cg_iterations": 5},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

@@ -15,6 +15,7 @@ from fxclone.models.cafx import CEQ, CAFx
 from fxclone.models.crafx import CRAFx, CWAFx
 from fxclone.models.csafx import CSAFx
 from fxclone.models.ffwavenet import FFWaveNet
+from fxclone.models.ir import ImpulseResponse
 from fxclone.models.kth import KTHCNN, KTHRecurrent
 from fxclone.models.mccool import (
     McCoolCNN,
@@ -31,6 +32,7 @@ from fxclone.models.wavenet import WaveNet
 FAMILIES: dict[str, type[EffectModel]] = {
     WaveNet.family: WaveNet,
     RecurrentModel.family: RecurrentModel,
+    ImpulseResponse.family: ImpulseResponse,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
