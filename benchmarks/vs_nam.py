@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="an already rendered dataset folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--reuse-nam", action="store_true", help="keep the NAM model of an earlier run in OUT"
+        "--reuse-nam",
+        action="store_true",
+        help="keep the NAM model an earlier run left in OUT (nam.safetensors, nam.json)",
     )
     args = parser.parse_args()
     out = args.out.resolve()
@@ -154,12 +156,13 @@ def main() -> None:
     data = make_dataset(args, out)
     result: dict = {"data": str(data), "minutes": args.minutes, "cpus": os.cpu_count()}
 
-    previous = out / "result.json"
-    if args.reuse_nam and previous.exists() and (out / "nam.safetensors").exists():
-        nam_seconds = json.loads(previous.read_text())["nam"]["train_seconds"]
+    nam_record = out / "nam.json"
+    if args.reuse_nam and nam_record.exists() and (out / "nam.safetensors").exists():
+        nam_seconds = json.loads(nam_record.read_text())["train_seconds"]
     else:
         nam_file, nam_seconds = train_nam(data, out, args.minutes, args.seed)
         to_fxclone(nam_file, out / "nam.safetensors")
+        nam_record.write_text(json.dumps({"train_seconds": nam_seconds, "minutes": args.minutes}))
     fxclone("train", str(data), "--out", "fx.safetensors", "--minutes", str(args.minutes),
             "--epochs", "100000", "--seed", str(args.seed), "--fresh", cwd=out)  # fmt: skip
     for name in ("nam", "fx"):
