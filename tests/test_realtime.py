@@ -197,3 +197,27 @@ def test_wavenet_variants(backend, film_hidden) -> None:
         kernel.reset()
         y = _stream(kernel, x, SIZES["varying"])
         assert np.abs(ref).max() > 0.01 and np.max(np.abs(y - ref)) <= 1e-5
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_impulse_response_kernel_equals_forward(size) -> None:
+    """Zero-latency partitioned convolution: a head and 11 tail partitions, two channels."""
+    model = create_model("ir", sample_rate=SR, channels=2, overrides={"seconds": 3000 / SR})
+    rng = np.random.default_rng(3)
+    with torch.no_grad():
+        decay = np.exp(-np.arange(model.taps) / 600.0)
+        model.h.copy_(torch.from_numpy(rng.standard_normal((2, model.taps)) * decay))
+    x = np.concatenate([_signal(2), _signal(2, seed=4)], axis=1)  # (2, 2, LENGTH)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    kernel = fast_kernel(model, 2)
+    assert kernel is not None and kernel.backend == "numpy"
+    n = PREFIX.get(size, LENGTH)
+    y = _stream(kernel, x[:, :, :n], SIZES[size])
+    assert np.abs(ref).max() > 0.1
+    assert np.max(np.abs(y - ref[:, :, :n])) <= 1e-5 * np.abs(ref).max()
+    kernel.reset()
+    assert (
+        np.max(np.abs(_stream(kernel, x[:, :, :n], [64]) - ref[:, :, :n]))
+        <= 1e-5 * np.abs(ref).max()
+    )

@@ -1,7 +1,8 @@
 """Fast streaming kernels: the models' maths compiled for block-by-block CPU processing.
 
 :func:`fast_kernel` returns a kernel for a model when one exists (WaveNet: a native C kernel
-built with the system compiler, or a numba kernel; LSTM/GRU: a numba kernel), else ``None``.
+built with the system compiler, or a numba kernel; LSTM/GRU: a numba kernel; the impulse
+response: zero-latency partitioned convolution in numpy), else ``None``.
 A kernel snapshots the model's weights and holds its own streaming state; its output equals
 the model's ``step``/``forward`` (tested to 1e-5 for every preset and block size).
 
@@ -42,9 +43,16 @@ def fast_kernel(
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    from fxclone.models.ir import ImpulseResponse
     from fxclone.models.rnn import RecurrentModel
     from fxclone.models.wavenet import WaveNet
 
+    if type(model) is ImpulseResponse:
+        if backend in ("native", "numba"):
+            raise ValueError("the impulse-response model has one kernel; use backend 'auto'")
+        from fxclone.realtime.ir import IRKernel
+
+        return IRKernel(model, batch)
     if type(model) not in (WaveNet, RecurrentModel):
         return None
     if knobs is None:
