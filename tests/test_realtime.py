@@ -201,7 +201,7 @@ def test_wavenet_variants(backend, film_hidden) -> None:
 
 @pytest.mark.parametrize("size", list(SIZES))
 def test_impulse_response_kernel_equals_forward(size) -> None:
-    """Zero-latency partitioned convolution: a head and 11 tail partitions, two channels."""
+    """Zero-latency partitioned convolution: a head and five tail partitions, two channels."""
     model = create_model("ir", sample_rate=SR, channels=2, overrides={"seconds": 3000 / SR})
     rng = np.random.default_rng(3)
     with torch.no_grad():
