@@ -136,6 +136,16 @@ PRESETS: dict[str, Preset] = {
             train_defaults={"learning_rate": 1e-6, "batch_size": 4},
             tiny={"seconds": 0.004, "cg_iterations": 5},
         ),
+        Preset(
+            "ir-nl",
+            "ir",
+            IRConfig(branches=(1.0, 3.0, 10.0)),
+            "parallel Hammerstein: the 2-s linear response plus one per saturating branch"
+            " tanh(k x) / k, k = 1, 3, 10, all fitted in closed form; for springs and tape"
+            " echoes driven into saturation",
+            train_defaults={"learning_rate": 1e-6, "batch_size": 4},
+            tiny={"seconds": 0.004, "cg_iterations": 5, "branches": (2.0,)},
+        ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(
             "mccool-cnn",
