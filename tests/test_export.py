@@ -351,6 +351,29 @@ def test_rtneural_refuses_wavenet(tmp_path: Path) -> None:
         export_model(path, tmp_path / "m.bin", None)
 
 
+def test_impulse_response_exports_as_a_wav_and_only_as_that(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    model = create_model("ir", sample_rate=SR, channels=2, overrides={"seconds": 0.01})
+    with torch.no_grad():
+        model.h.copy_(torch.randn_like(model.h) * 0.1)
+    path = _saved(tmp_path, model)
+    written = export_model(path, tmp_path / "response.wav")
+    response, rate = sf.read(written, dtype="float32", always_2d=True)
+    assert rate == SR and response.shape == (model.taps, 2)
+    assert np.array_equal(response.T, model.h.detach().numpy())
+    with pytest.raises(FxcloneError, match="--format wav"):
+        export_model(path, tmp_path / "m.onnx")
+    with pytest.raises(FxcloneError, match="name it"):
+        export_model(path, tmp_path / "m.ir", "wav")
+    with pytest.raises(FxcloneError, match="impulse responses"):
+        export_model(_saved(tmp_path, create_model("wavenet-nano", sample_rate=SR)),
+                     tmp_path / "w.wav")  # fmt: skip
+    branched = create_model("ir", sample_rate=SR, overrides={"seconds": 0.01, "branches": (3.0,)})
+    with pytest.raises(FxcloneError, match="saturating branches"):
+        export_model(_saved(tmp_path, branched), tmp_path / "b.wav")
+
+
 # --------------------------------------------------------------------------------------------
 # fine-tuning: train(init=...)
 

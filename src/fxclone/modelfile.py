@@ -61,7 +61,7 @@ def save_model(
     ref_in = reference_input(model.sample_rate, model.channels)
     ref_knobs = torch.full((1, model.n_knobs), 0.5)
     with torch.no_grad():
-        ref_out = model(ref_in, ref_knobs)
+        ref_out = model(ref_in, ref_knobs).contiguous()
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update(dict(zip(_REF_KEYS, (ref_in, ref_knobs, ref_out), strict=True)))
     meta = {

@@ -216,13 +216,16 @@ def info(model_path: Annotated[Path, typer.Argument(help="Saved model (.safetens
 @app.command()
 def export(
     model_path: Annotated[Path, typer.Argument(help="Saved model (.safetensors).")],
-    out_path: Annotated[Path, typer.Argument(help="File to write (.nam, .onnx or .json).")],
+    out_path: Annotated[
+        Path, typer.Argument(help="File to write (.nam, .onnx, .json, or .wav for a response).")
+    ],
     format: Annotated[
         str | None,
-        typer.Option(help="nam, onnx or rtneural (default: from OUT's suffix)."),
+        typer.Option(help="nam, onnx, rtneural or wav (default: from OUT's suffix)."),
     ] = None,
 ) -> None:
-    """Export a model for other players: Neural Amp Modeler, ONNX, RTNeural/AIDA-X."""
+    """Export a model for other players: Neural Amp Modeler, ONNX, RTNeural/AIDA-X, or an
+    impulse response (WAV) for convolution plugins."""
     from fxclone.export import export as run
 
     written = run(model_path, out_path, format)

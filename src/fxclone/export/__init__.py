@@ -1,4 +1,5 @@
-"""Hand models to players: ``.nam`` (Neural Amp Modeler), ONNX, RTNeural JSON; read ``.nam``.
+"""Hand models to players: ``.nam`` (Neural Amp Modeler), ONNX, RTNeural JSON, and an impulse
+response as a WAV file for any convolution plugin; read ``.nam``.
 
 ``export_model(model_path, out_path, format)`` writes one file from a saved fxclone model;
 ``import_nam(path)`` builds the fxclone model a ``.nam`` file describes;
@@ -21,16 +22,17 @@ from fxclone.errors import FxcloneError
 from fxclone.models.base import EffectModel, config_to_dict
 
 PathLike = str | os.PathLike[str]
-FORMATS = ("nam", "onnx", "rtneural")
-_SUFFIXES = {".nam": "nam", ".onnx": "onnx", ".json": "rtneural"}
+FORMATS = ("nam", "onnx", "rtneural", "wav")
+_SUFFIXES = {".nam": "nam", ".onnx": "onnx", ".json": "rtneural", ".wav": "wav"}
 _LEVEL_KEYS = ("input_level_dbu", "output_level_dbu")
 
 
 def export_model(model_path: PathLike, out_path: PathLike, format: str | None = None) -> Path:
     """Write the saved model ``model_path`` to ``out_path`` as ``format``.
 
-    ``format`` is ``nam``, ``onnx`` or ``rtneural``; ``None`` picks it from the suffix
-    (``.nam``, ``.onnx``, ``.json``). Refuses, with a one-line FxcloneError, models the format
+    ``format`` is ``nam``, ``onnx``, ``rtneural`` or ``wav`` (an impulse-response model's
+    response, for convolution plugins); ``None`` picks it from the suffix (``.nam``,
+    ``.onnx``, ``.json``, ``.wav``). Refuses, with a one-line FxcloneError, models the format
     cannot hold exactly. Returns the written path.
     """
     from fxclone.modelfile import load_model
@@ -50,7 +52,14 @@ def export_model(model_path: PathLike, out_path: PathLike, format: str | None = 
         doc = model_to_nam(model, extra)
         _check_roundtrip(model, doc)
         _write_json(out, doc)
+    elif fmt == "wav":
+        _write_response(model, out)
     elif fmt == "onnx":
+        if model.family == "ir":
+            raise FxcloneError(
+                "impulse-response models do not trace to ONNX (its FFT convolution has no "
+                "opset-17 form); export the response with --format wav for a convolution plugin"
+            )
         from fxclone.export.onnx import export_onnx
 
         export_onnx(model, out, {"name": name, "version": __version__, **_training_note(meta)})
@@ -60,6 +69,25 @@ def export_model(model_path: PathLike, out_path: PathLike, format: str | None = 
         doc = model_to_rtneural(model, {"name": name, "fxclone_version": __version__})
         _write_json(out, doc)
     return out
+
+
+def _write_response(model: EffectModel, out: Path) -> None:
+    """An impulse-response model's response as a 32-bit float WAV, one channel per channel."""
+    from fxclone.audio import write_audio
+
+    if model.family != "ir":
+        raise FxcloneError(
+            f"--format wav writes impulse responses; this is a {model.family} model: export it "
+            "with --format nam, onnx or rtneural"
+        )
+    if getattr(model, "gains", ()):
+        raise FxcloneError(
+            "this impulse-response model has saturating branches, which a convolution plugin "
+            "cannot run; run it with fxclone apply, or train the linear 'ir' model to export"
+        )
+    if out.suffix.lower() != ".wav":
+        raise FxcloneError(f"{out.name}: an impulse response is written as WAV; name it *.wav")
+    write_audio(out, model.h.detach().cpu().numpy(), model.sample_rate)
 
 
 def export(model_path: PathLike, out_path: PathLike, fmt: str | None = None) -> Path:
@@ -128,7 +156,7 @@ def _resolve_format(fmt: str | None, out: Path) -> str:
         guess = _SUFFIXES.get(out.suffix.lower())
         if guess is None:
             raise FxcloneError(
-                f"cannot tell the format of {out.name}; pass --format nam, onnx or rtneural"
+                f"cannot tell the format of {out.name}; pass --format nam, onnx, rtneural or wav"
             )
         return guess
     fmt = fmt.lower()

@@ -58,7 +58,7 @@ def fft_convolve(x: Tensor, h: Tensor) -> Tensor:
     spec = torch.fft.rfft(x, size) * torch.fft.rfft(h, size)
     if spec.ndim == 4:
         spec = spec.sum(dim=2)
-    return torch.fft.irfft(spec, size)[..., : x.shape[-1]]
+    return torch.fft.irfft(spec, size)[..., : x.shape[-1]].contiguous()
 
 
 class ImpulseResponse(EffectModel):

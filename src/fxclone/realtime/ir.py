@@ -78,7 +78,7 @@ class IRKernel:
             k = self.newest
             total = np.einsum("rkf,rkf->rf", self.line[:, k::-1], self.spectra[:, : k + 1])
             if k + 1 < parts:
-                older = self.line[:, : k : -1]
+                older = self.line[:, :k:-1]
                 total += np.einsum("rkf,rkf->rf", older, self.spectra[:, k + 1 :])
             self.tail = np.fft.irfft(total, 2 * p, axis=1)[:, p:]
         self.previous, self.block = self.block, self.previous
