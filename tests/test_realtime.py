@@ -199,14 +199,19 @@ def test_wavenet_variants(backend, film_hidden) -> None:
         assert np.abs(ref).max() > 0.01 and np.max(np.abs(y - ref)) <= 1e-5
 
 
+@pytest.mark.parametrize("branches", [(), (3.0,)], ids=["linear", "hammerstein"])
 @pytest.mark.parametrize("size", list(SIZES))
-def test_impulse_response_kernel_equals_forward(size) -> None:
-    """Zero-latency partitioned convolution: a head and five tail partitions, two channels."""
-    model = create_model("ir", sample_rate=SR, channels=2, overrides={"seconds": 3000 / SR})
+def test_impulse_response_kernel_equals_forward(size, branches) -> None:
+    """Zero-latency partitioned convolution: a head and five tail partitions, two channels,
+    with and without a saturating branch."""
+    model = create_model(
+        "ir", sample_rate=SR, channels=2, overrides={"seconds": 3000 / SR, "branches": branches}
+    )
     rng = np.random.default_rng(3)
     with torch.no_grad():
         decay = np.exp(-np.arange(model.taps) / 600.0)
         model.h.copy_(torch.from_numpy(rng.standard_normal((2, model.taps)) * decay))
+        model.hn.copy_(torch.from_numpy(rng.standard_normal(model.hn.shape) * decay))
     x = np.concatenate([_signal(2), _signal(2, seed=4)], axis=1)  # (2, 2, LENGTH)
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()

@@ -48,8 +48,6 @@ def fast_kernel(
     from fxclone.models.wavenet import WaveNet
 
     if type(model) is ImpulseResponse:
-        if model.gains:  # the nonlinear branches stream through the model's own step
-            return None
         if backend in ("native", "numba"):
             raise ValueError("the impulse-response model has one kernel; use backend 'auto'")
         from fxclone.realtime.ir import IRKernel

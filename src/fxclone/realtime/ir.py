@@ -6,12 +6,14 @@ overlap-save: when a block of ``P`` input samples completes, its spectrum joins 
 domain delay line, and the tail's contribution to the *next* block (which only needs input up
 to the current one) is the sum of the delay line's spectra times the partitions' spectra.
 Work per sample is about ``P`` multiply-adds plus ``taps / P`` complex ones, whatever the host's
-block size.
+block size, for each branch of a parallel Hammerstein model (``ir-nl``: the input and its
+saturated copies each run through their own response, and the results are summed).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from fxclone.models.ir import ImpulseResponse
@@ -21,13 +23,16 @@ class IRKernel:
     backend = "numpy"
 
     def __init__(self, model: ImpulseResponse, batch: int, partition: int = 512) -> None:
-        h = model.h.detach().cpu().double().numpy()  # (channels, taps)
-        self.batch, self.channels = batch, h.shape[0]
-        p = self.partition = min(partition, max(1, h.shape[1]))
-        parts = -(-h.shape[1] // p)
-        padded = np.zeros((self.channels, parts * p))
-        padded[:, : h.shape[1]] = h
-        rows = np.repeat(padded[None], batch, axis=0).reshape(batch * self.channels, -1)
+        # (channels, branches, taps): the linear response, then one per saturating branch;
+        # each branch is a row of its own, and the rows of one channel are summed.
+        h = torch.cat([model.h[:, None], model.hn], dim=1).detach().cpu().double().numpy()
+        self.gains = model.gains
+        self.batch, self.channels, self.branches = batch, h.shape[0], h.shape[1]
+        p = self.partition = min(partition, max(1, h.shape[2]))
+        parts = -(-h.shape[2] // p)
+        padded = np.zeros((self.channels, self.branches, parts * p))
+        padded[:, :, : h.shape[2]] = h
+        rows = np.repeat(padded[None], batch, axis=0).reshape(-1, parts * p)
         self.head = rows[:, :p][:, ::-1].copy()  # reversed, for a dot product with the past
         # the later partitions' spectra, zero-padded to 2P, in order 1..parts-1
         tail = rows[:, p:].reshape(rows.shape[0], parts - 1, p)
@@ -35,7 +40,7 @@ class IRKernel:
         self.reset()
 
     def reset(self) -> None:
-        rows, p = self.batch * self.channels, self.partition
+        rows, p = self.batch * self.channels * self.branches, self.partition
         self.past = np.zeros((rows, p - 1))  # the last P - 1 inputs, for the head
         self.block = np.zeros((rows, p))  # the current block's inputs so far
         self.previous = np.zeros((rows, p))  # the last complete block
@@ -49,8 +54,11 @@ class IRKernel:
             raise ValueError("the impulse-response model takes no knobs")
 
     def process(self, x: np.ndarray) -> np.ndarray:
-        rows = self.batch * self.channels
-        flat = np.asarray(x, dtype=np.float64).reshape(rows, -1)
+        inputs = np.asarray(x, dtype=np.float64).reshape(self.batch * self.channels, 1, -1)
+        if self.gains:
+            saturated = [np.tanh(k * inputs) / k for k in self.gains]
+            inputs = np.concatenate([inputs, *saturated], axis=1)
+        flat = inputs.reshape(-1, inputs.shape[2])
         out = np.empty_like(flat)
         i = 0
         while i < flat.shape[1]:
@@ -66,7 +74,8 @@ class IRKernel:
             i += n
             if self.fill == self.partition:
                 self._block_done()
-        return out.reshape(x.shape).astype(np.float32)
+        summed = out.reshape(-1, self.branches, out.shape[1]).sum(axis=1)
+        return summed.reshape(x.shape).astype(np.float32)
 
     def _block_done(self) -> None:
         p, parts = self.partition, self.spectra.shape[1]
