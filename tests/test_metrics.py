@@ -15,14 +15,16 @@ from fxclone.metrics import (
     compute_metrics,
     esr,
     esr_pre_emph,
-    loudness_difference_lufs,
     mae,
     mae_energy_norm,
+    mrstft,
+    null_residual_db,
+)
+from fxclone.perceptual import (
+    loudness_difference_lufs,
     mel_distance,
     mfcc_cosine_distance,
     modulation_spectrum_distance,
-    mrstft,
-    null_residual_db,
 )
 
 SR = 48000
