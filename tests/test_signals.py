@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fxclone import signals
+from fxclone import sounds
 from fxclone.signals import (
-    F_MAX_HZ,
-    F_MIN_HZ,
     MATERIALS,
     PEAK_DBFS_RANGE,
     TEST_MIX,
@@ -17,6 +15,7 @@ from fxclone.signals import (
     synth_segment,
     synth_track,
 )
+from fxclone.sounds import F_MAX_HZ, F_MIN_HZ
 
 SR = 16000
 
@@ -93,7 +92,7 @@ def test_square_and_saw_do_not_alias(shape, sample_rate):
 @pytest.mark.parametrize("freq", [41.2, 110.0, 440.0, 2637.0, 3951.0])
 def test_plucked_string_is_in_tune(freq):
     sr = 48000
-    note = signals._pluck(np.random.default_rng(0), sr, sr, freq)
+    note = sounds._pluck(np.random.default_rng(0), sr, sr, freq)
     freqs, power = _power_spectrum(np.pad(note, (0, 7 * sr)), sr)  # 1/8-Hz bins
     band = (freqs > 0.9 * freq) & (freqs < 1.1 * freq)
     cents = 1200 * np.log2(freqs[band][np.argmax(power[band])] / freq)
@@ -102,7 +101,7 @@ def test_plucked_string_is_in_tune(freq):
 
 def test_plucked_string_decays():
     sr = 16000
-    note = signals._pluck(np.random.default_rng(2), sr, 3 * sr, 196.0)
+    note = sounds._pluck(np.random.default_rng(2), sr, 3 * sr, 196.0)
     first, last = np.abs(note[: sr // 4]).max(), np.abs(note[2 * sr : 2 * sr + sr // 4]).max()
     assert last < 0.7 * first
 
@@ -110,7 +109,7 @@ def test_plucked_string_decays():
 def test_level_sweeps_span_at_least_20_db():
     sr = 16000
     for seed in range(6):
-        sweep = signals._level_sweep(np.random.default_rng(seed), sr, 4 * sr)
+        sweep = sounds._level_sweep(np.random.default_rng(seed), sr, 4 * sr)
         frames = sweep[: sweep.size // 400 * 400].reshape(-1, 400)  # 25-ms frames
         level = 20 * np.log10(np.abs(frames).max(axis=1) + 1e-12)
         assert np.percentile(level, 98) - np.percentile(level, 5) > 15.0

@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from fxclone.audio import write_audio, write_json
-from fxclone.signals import TEST_MIX, TRAIN_MIX, Mix, fade_edges, iter_segments
+from fxclone.signals import TEST_MIX, TRAIN_MIX, Mix, iter_segments
+from fxclone.sounds import fade_edges
 
 VERSION = 1
 PEAK_DBFS = -1.0

@@ -19,7 +19,7 @@ import numpy as np
 
 from fxclone.audio import AUDIO_SUFFIXES, audio_info, loudness_normalise, read_audio
 from fxclone.errors import FxcloneError
-from fxclone.signals import fade_edges
+from fxclone.sounds import fade_edges
 
 if TYPE_CHECKING:
     from fxclone.dataset import GenerateConfig
