@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from scipy import signal  # noqa: E402
 
 from fxclone.effects import get_effect  # noqa: E402
-from fxclone.effects.timebased import REVERB_TYPES, schroeder_rt60  # noqa: E402
+from fxclone.effects.reverbs import REVERB_TYPES, schroeder_rt60  # noqa: E402
 
 FS = 16000
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "effects"

@@ -7,7 +7,7 @@ import pytest
 from scipy import signal
 
 from fxclone.effects import get_effect
-from fxclone.effects.timebased import schroeder_rt60
+from fxclone.effects.reverbs import schroeder_rt60
 
 FS = 16000
 NAMES = ["delay", "tape_echo", "reverb", "spring"]

@@ -105,3 +105,21 @@ def test_the_hammerstein_branches_capture_a_saturating_drive() -> None:
 
     assert esr(model) < 1e-5
     assert esr(linear) > 1e-3
+
+
+def test_skipping_the_start_ignores_tails_of_earlier_input() -> None:
+    """Items cut from one stream: each starts with the tail of the one before."""
+    rng = np.random.default_rng(4)
+    taps = 800
+    h = rng.standard_normal(taps) * np.exp(-np.arange(taps) / 150.0)
+    stream = rng.standard_normal(30000)
+    wet_stream = scipy.signal.fftconvolve(stream, h)[: stream.size]
+    cuts = [0, 7000, 15000, 30000]
+    dry = [stream[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    wet = [wet_stream[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    naive = least_squares_ir(dry, wet, taps, ridge=0.0, iterations=200)
+    skipped = least_squares_ir(dry, wet, taps, ridge=0.0, iterations=200, skip=[taps - 1] * 3)
+    err_skipped = np.sum((skipped - h) ** 2) / np.sum(h**2)
+    err_naive = np.sum((naive - h) ** 2) / np.sum(h**2)
+    assert err_skipped < 1e-8
+    assert err_naive > 1e-6 and err_naive > 100 * err_skipped

@@ -7,9 +7,10 @@ Importing this package registers the built-in effects, so :func:`get_effect` and
 # Importing the effect modules registers their effects.
 from fxclone.effects import builtin as _builtin  # noqa: F401
 from fxclone.effects import drive as _drive  # noqa: F401
+from fxclone.effects import echoes as _echoes  # noqa: F401
 from fxclone.effects import filters as _filters  # noqa: F401
 from fxclone.effects import modulation as _modulation  # noqa: F401
-from fxclone.effects import timebased as _timebased  # noqa: F401
+from fxclone.effects import reverbs as _reverbs  # noqa: F401
 from fxclone.effects.registry import (
     Effect,
     Knob,

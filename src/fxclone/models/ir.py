@@ -118,7 +118,11 @@ class ImpulseResponse(EffectModel):
             if self.gains:
                 dry = [np.stack([d, *(np.tanh(k * d) / k for k in self.gains)]) for d in dry]
             wet = [w[c].astype(np.float64) for _, w, _ in items]
-            h = least_squares_ir(dry, wet, self.taps, self.config.ridge, self.config.cg_iterations)
+            # A split rendered as one stream carries tails across item boundaries: score
+            # each item's wet only where its own dry covers the whole response.
+            skip = [min(self.taps - 1, w.shape[-1] // 2) for w in wet]
+            h = least_squares_ir(dry, wet, self.taps, self.config.ridge,
+                                 self.config.cg_iterations, skip)  # fmt: skip
             h = np.atleast_2d(h)
             self.h[c] = torch.from_numpy(h[0]).to(self.h)
             self.hn[c] = torch.from_numpy(h[1:]).to(self.hn)
@@ -130,6 +134,7 @@ def least_squares_ir(
     taps: int,
     ridge: float = 1e-6,
     iterations: int = 50,
+    skip: Sequence[int] | None = None,
 ) -> np.ndarray:
     """The causal FIR ``h`` of ``taps`` minimising ``sum ||wet - (h * dry)[:N]||^2 + ridge P
     ||h||^2`` over the signals (``P`` the dry power; each dry taken as silent before it
@@ -141,6 +146,10 @@ def least_squares_ir(
     signal's convolution matrix) by FFT in O(N log N) per iteration, without forming a
     matrix; the first branch starts from the ratio of the cross- and auto-spectra, which is
     already close when the effect is linear, the others from zero.
+
+    ``skip`` (one count per signal) leaves each wet's first samples out of the objective:
+    where a recording continues an earlier one (a dataset split rendered as one stream), its
+    start holds tails of input that is not in this signal.
     """
     single = dry[0].ndim == 1
     dry = [np.atleast_2d(d) for d in dry]
@@ -151,10 +160,14 @@ def least_squares_ir(
     power = max(sum(float(np.sum(d[0] ** 2)) for d in dry) / max(1, samples), 1e-30)
     reg = ridge * power * samples + 1e-30
 
+    skips = list(skip) if skip is not None else [0] * len(dry)
+
     def correlate(u: list[np.ndarray]) -> np.ndarray:
-        """``sum_i D_i^T u_i``: the lags 0..taps-1 of each u_i against each dry branch."""
+        """``sum_i D_i^T u_i``: the lags 0..taps-1 of each u_i (its skipped start zeroed)
+        against each dry branch."""
         out = np.zeros((branches, taps))
-        for spec, ui, n in zip(specs, u, sizes, strict=True):
+        for spec, ui, n, k in zip(specs, u, sizes, skips, strict=True):
+            ui = np.concatenate([np.zeros(k), ui[k:]])
             out += scipy.fft.irfft(spec.conj() * scipy.fft.rfft(ui, n), n, axis=1)[:, :taps]
         return out
 
