@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from scipy import signal  # noqa: E402
 
 from fxclone.effects import get_effect  # noqa: E402
-from fxclone.effects.filters import pitch_latency_samples  # noqa: E402
+from fxclone.effects.pitch import pitch_latency_samples  # noqa: E402
 
 FS = 48000
 OUT_DIR = Path("docs/img/effects")

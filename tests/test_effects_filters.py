@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fxclone.effects import get_effect
-from fxclone.effects.filters import pitch_latency_samples, quantise
+from fxclone.effects.filters import quantise
+from fxclone.effects.pitch import pitch_latency_samples
 
 FS = 48000
 NAMES = ("highpass", "eq", "pitch", "octave", "bitcrusher")

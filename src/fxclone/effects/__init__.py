@@ -10,6 +10,7 @@ from fxclone.effects import drive as _drive  # noqa: F401
 from fxclone.effects import echoes as _echoes  # noqa: F401
 from fxclone.effects import filters as _filters  # noqa: F401
 from fxclone.effects import modulation as _modulation  # noqa: F401
+from fxclone.effects import pitch as _pitch  # noqa: F401
 from fxclone.effects import reverbs as _reverbs  # noqa: F401
 from fxclone.effects.registry import (
     Effect,
