@@ -347,6 +347,31 @@ def test_plugin_knobs_set_parameters_after_the_preset(work: Path, fake_plugin, l
         np.testing.assert_allclose(wet, expected, rtol=0, atol=1e-6)
 
 
+def test_plugin_parameters_are_sampled_per_segment(work: Path, fake_plugin) -> None:
+    """--knob NAME=LOW:HIGH with --plugin: one loaded plugin, each segment at its setting."""
+    from fxclone.dataset import load_pairs
+    from fxclone.journey import render
+
+    out = work / "plugin_ranges"
+    render(work / "data", plugin=fake_plugin["path"], knobs={"level": 0.5}, in_channels=2,
+           out_channel="left", ranges={"drive_db": (0.0, 30.0)}, out_dir=out, seed=1,
+           segment_seconds=1.0)  # fmt: skip
+    assert fake_plugin["loaded"] and len([e for e in fake_plugin["plugin"].log if e[0] == "set"
+                                          and e[1] == "level"]) == 1  # fmt: skip
+    drives = []
+    for split in ("train", "val", "test"):
+        for pair in load_pairs(load_dataset(out), split):
+            drive = pair.knobs["drive_db"]
+            drives.append(drive)
+            expected = 0.5 * np.tanh(np.float32(10 ** (drive / 20)) * pair.dry)
+            np.testing.assert_allclose(pair.wet, expected, rtol=0, atol=1e-5)
+    assert len(set(drives)) == len(drives) > 3 and 0 <= min(drives) and max(drives) <= 30
+    with pytest.raises(FxcloneError, match="outside the plugin parameter's range"):
+        render(work / "data", plugin=fake_plugin["path"], in_channels=2,
+               ranges={"drive_db": (0.0, 50.0)}, out_dir=work / "never")  # fmt: skip
+    assert not (work / "never").exists()
+
+
 def test_plugin_values_are_checked_against_the_parameter(fake_plugin: dict[str, Any]) -> None:
     path = fake_plugin["path"]
     with pytest.raises(FxcloneError, match=r"'drive_db' = 50 dB is outside .* 0\.\.40 dB"):

@@ -109,16 +109,20 @@ def render(
                                           segment_seconds=segment_seconds, seed=seed,
                                           out_dir=out_dir, progress=progress)  # fmt: skip
         renderer = command_at({})
-    elif ranges:
-        raise FxcloneError(
-            "knob ranges (--knob NAME=LOW:HIGH) work with --effect and --command; for a plugin, "
-            "render one setting per dataset (--knob NAME=VALUE) and train on the folders together"
-        )
     else:
         assert plugin is not None
-        renderer = renderers.PluginRenderer(
+        hosted = renderers.PluginRenderer(
             plugin, knobs, preset=preset, in_channels=ins, out_channel=pick
         )
+        if ranges:
+            from fxclone.settings import render_across_settings
+
+            hosted.at({n: lo for n, (lo, _) in ranges.items()})  # names and ranges first
+            hosted.at({n: hi for n, (_, hi) in ranges.items()})
+            return render_across_settings(dataset_dir, hosted.at, ranges, method=sampling,
+                                          segment_seconds=segment_seconds, seed=seed,
+                                          out_dir=out_dir, progress=progress)  # fmt: skip
+        renderer = hosted
     return render_dataset(dataset_dir, renderer, None, out_dir=out_dir, progress=progress)
 
 

@@ -270,6 +270,21 @@ class PluginRenderer(Renderer):
                 )
             self.knobs[name], self.knob_ranges[name] = _set(plugin, name, params[name], value)
         self.plugin, self.parameter_names = plugin, list(params)
+        self._parameters = params
+
+    def at(self, setting: Mapping[str, float]) -> PluginRenderer:
+        """This renderer with the parameters in ``setting`` set (checked like the knobs);
+        the plugin stays loaded, so rendering many settings costs no reloads."""
+        for name, value in setting.items():
+            if name not in self._parameters:
+                raise FxcloneError(
+                    f"{self.who} has no parameter {name!r}; its parameters are: "
+                    f"{', '.join(self._parameters) or 'none'}"
+                )
+            self.knobs[name], self.knob_ranges[name] = _set(
+                self.plugin, name, self._parameters[name], value
+            )
+        return self
 
     def render(self, dry: np.ndarray, sample_rate: int) -> np.ndarray:
         audio = np.ascontiguousarray(_to_channels(dry, self.in_channels), dtype=np.float32)
