@@ -366,6 +366,15 @@ def test_plugin_parameters_are_sampled_per_segment(work: Path, fake_plugin) -> N
             expected = 0.5 * np.tanh(np.float32(10 ** (drive / 20)) * pair.dry)
             np.testing.assert_allclose(pair.wet, expected, rtol=0, atol=1e-5)
     assert len(set(drives)) == len(drives) > 3 and 0 <= min(drives) and max(drives) <= 30
+    # the sweep renders the plugin again at a setting of its own
+    from fxclone.sweep import renderer_at
+
+    effect = _manifest(out)["effect"]
+    assert effect["knobs"] == {"level": 0.5} and effect["ranges"] == {"drive_db": [0.0, 30.0]}
+    again = renderer_at(effect, {"drive_db": 17.0})
+    dry = load_pairs(load_dataset(out), "test")[0].dry
+    expected = 0.5 * np.tanh(np.float32(10 ** (17 / 20)) * dry)
+    np.testing.assert_allclose(again.render(dry, SR), expected, rtol=0, atol=1e-5)
     with pytest.raises(FxcloneError, match="outside the plugin parameter's range"):
         render(work / "data", plugin=fake_plugin["path"], in_channels=2,
                ranges={"drive_db": (0.0, 50.0)}, out_dir=work / "never")  # fmt: skip

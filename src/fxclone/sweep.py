@@ -119,9 +119,16 @@ def renderer_at(effect: Mapping[str, Any], setting: Mapping[str, float]) -> Rend
             effect["command"], knobs, in_channels=int(effect.get("in_channels", 1)),
             out_channel=str(effect.get("out_channel", "mix")),
         )  # fmt: skip
+    if kind == "plugin":
+        hosted = renderers.PluginRenderer(
+            effect["path"], effect.get("knobs") or {}, preset=effect.get("preset"),
+            in_channels=int(effect.get("in_channels", 1)),
+            out_channel=str(effect.get("out_channel", "mix")),
+        )  # fmt: skip
+        return hosted.at(setting)
     raise FxcloneError(
         f"the dataset's effect ({kind}) cannot be rendered again at new settings; sweep a "
-        "dataset rendered with --effect or --command"
+        "dataset rendered with --effect, --command or --plugin"
     )
 
 
