@@ -428,6 +428,27 @@ def test_train_init_starts_from_given_weights(
         )
 
 
+def test_fine_tuning_never_returns_worse_weights_than_it_started_from(
+    data: Path, tmp_path: Path
+) -> None:
+    """A rate far too high wrecks the model: the starting weights come back, with a note."""
+    from fxclone.errors import FxcloneNotice
+    from fxclone.journey import train
+
+    start = tmp_path / "start.safetensors"
+    settings = {"model": "wavenet-nano", "max_epochs": 6, "windows_per_epoch": 16,
+                "segment_samples": 2048, "batch_size": 4, "learning_rate": 5e-3}  # fmt: skip
+    first = train(data, start, settings, progress=False)
+    wreck = {**settings, "max_epochs": 2, "learning_rate": 3.0, "divergence_guard": False}
+    with pytest.warns(FxcloneNotice, match="did not beat the starting weights"):
+        summary = train(data, tmp_path / "tuned.safetensors", wreck, init=start, progress=False)
+    assert summary["start_val_esr"] == pytest.approx(first["best_val_esr"], rel=1e-3)
+    assert summary["best_val_esr"] == summary["start_val_esr"]
+    kept = load_model(tmp_path / "tuned.safetensors").model.state_dict()
+    original = load_model(start).model.state_dict()
+    assert all(torch.equal(kept[k], original[k]) for k in original)
+
+
 def test_initialise_from_checks_sample_rate(tmp_path: Path) -> None:
     path = _saved(tmp_path, create_model("nam-lstm", sample_rate=SR))
     with pytest.raises(FxcloneError, match="sample rate"):

@@ -263,6 +263,7 @@ def train(
         resume=not fresh,
         progress=progress,
         closed_form=init is None,
+        keep_start=init is not None,
     )
     summary = {
         "model": config.model,

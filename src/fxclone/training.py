@@ -116,12 +116,14 @@ class TrainResult:
     resumed_from_step: int = 0  # the step of the checkpoint this sitting started from
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     closed_form_val_esr: float | None = None  # validation ESR of a closed-form start
+    start_val_esr: float | None = None  # validation ESR of the given starting weights
 
     def summary(self) -> dict[str, Any]:
         keys = ("best_val_esr", "epochs", "steps", "resumed", "resumed_from_step")
         out = {k: getattr(self, k) for k in keys} | {"train_seconds": round(self.train_seconds, 1)}
-        if self.closed_form_val_esr is not None:
-            out["closed_form_val_esr"] = self.closed_form_val_esr
+        for key in ("closed_form_val_esr", "start_val_esr"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out | ({"stages": self.stages} if self.stages else {})
 
 
@@ -135,13 +137,15 @@ def fit(
     resume: bool = True,
     progress: bool = True,
     closed_form: bool = True,
+    keep_start: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place, stage by stage; checkpoints go to ``run_dir/checkpoints``.
 
     A model with a closed-form estimate (``fit_closed_form(train_items)``, e.g. the linear
     impulse-response model) starts from it when ``closed_form`` is set (the caller clears it
     when the weights come from ``--init``), and training never returns weights that score
-    worse on validation than that start.
+    worse on validation than that start; ``keep_start`` gives the same guarantee for the
+    weights the model comes with (fine-tuning from ``--init``).
 
     ``*_items`` are ``(dry, wet, knobs)``: float32 ``(channels, samples)`` audio and a
     normalised knob vector ``(n_knobs,)``. If ``run_dir`` holds a checkpoint of the same
@@ -152,16 +156,30 @@ def fit(
     Returns the model loaded with the weights of the best validation ESR.
     """
     fit_closed_form = getattr(model, "fit_closed_form", None)
-    if not (closed_form and callable(fit_closed_form)):
+    solved = closed_form and callable(fit_closed_form)
+    if not (solved or keep_start):
         return _fit_stages(model, train_items, val_items, config, run_dir, resume, progress)
-    fit_closed_form(train_items)
+    if solved:
+        fit_closed_form(train_items)
     start_esr = validation_esr(model, val_items)
     start = copy.deepcopy(model.state_dict())
     result = _fit_stages(model, train_items, val_items, config, run_dir, resume, progress)
     if not result.best_val_esr <= start_esr:
         model.load_state_dict(start)
+        model.eval()
         result.best_val_esr = start_esr
-    result.closed_form_val_esr = start_esr
+        if not solved:
+            warnings.warn(
+                FxcloneNotice(
+                    f"training did not beat the starting weights on validation (ESR "
+                    f"{start_esr:.4g}); the model keeps them. Try a lower --lr or more data"
+                ),
+                stacklevel=2,
+            )
+    if solved:
+        result.closed_form_val_esr = start_esr
+    else:
+        result.start_val_esr = start_esr
     return result
 
 
