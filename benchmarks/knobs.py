@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--min-distance", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for training")
+    parser.add_argument("--jobs", type=int, default=1, help="single-setting models at once")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -100,16 +101,27 @@ def main() -> None:
     rows = sorted(sweep["rows"], key=lambda r: r["esr"])
     picks = {"best": rows[0], "median": rows[len(rows) // 2], "worst": rows[-1]}
 
+    for label, row in picks.items():
+        folder = f"single_{label}"
+        fixed = [
+            a for name, value in row["setting"].items() for a in ("--knob", f"{name}={value:g}")
+        ]
+        if not (out / folder / "wet").is_dir():
+            fxclone("generate", folder, *generate, cwd=out)
+            fxclone("render", folder, *source_args(args), *fixed, cwd=out)
+    # the single-setting models, --jobs at a time (one thread each with --threads 1)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for done in [pool.submit(train, out, f"single_{label}", f"single_{label}.safetensors",
+                                 args) for label in picks]:  # fmt: skip
+            done.result()
+
     compared = {}
     for label, row in picks.items():
         setting = row["setting"]
         folder = f"single_{label}"
-        fixed = [a for name, value in setting.items() for a in ("--knob", f"{name}={value:g}")]
-        if not (out / folder / "wet").is_dir():
-            fxclone("generate", folder, *generate, cwd=out)
-            fxclone("render", folder, *source_args(args), *fixed, cwd=out)
         model = f"{folder}.safetensors"
-        train(out, folder, model, args)
         single = esr_of(out, model, folder, f"eval_{folder}", args.threads)
         conditioned = esr_of(out, "conditioned.safetensors", folder, f"eval_cond_{label}",
                              args.threads)  # fmt: skip
