@@ -112,3 +112,21 @@ def test_the_trainer_recovers_from_an_explosion(tmp_path: Path, monkeypatch) -> 
     # Without the guard the best checkpoint is the last one before the explosion; with it,
     # training goes on improving after the restore.
     assert guarded < 0.7 * unguarded, (guarded, unguarded)
+
+
+def test_the_clipper_holds_a_sudden_gradient_to_a_multiple_of_the_median() -> None:
+    from fxclone.guard import GradientClipper
+
+    weight = torch.nn.Parameter(torch.zeros(4))
+    clipper = GradientClipper(factor=3.0, min_history=5)
+    for scale in [1.0, 1.2, 0.8, 1.1, 0.9, 1.0]:
+        weight.grad = torch.full((4,), scale / 2)  # norm = scale
+        assert clipper.clip([weight]) == pytest.approx(scale)
+        assert float(weight.grad.norm()) == pytest.approx(scale)
+    weight.grad = torch.full((4,), 50.0)  # norm 100, after a median of 1.0
+    assert clipper.clip([weight]) == pytest.approx(100.0)
+    assert float(weight.grad.norm()) == pytest.approx(3.0, rel=1e-4)
+    assert clipper.clipped == 1
+    again = GradientClipper(factor=3.0, min_history=5)
+    again.load_state_dict(clipper.state_dict())
+    assert again.state_dict() == clipper.state_dict()

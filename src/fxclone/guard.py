@@ -121,3 +121,42 @@ class DivergenceGuard:
                 "may train better"
             )
         return text
+
+
+@dataclass
+class GradientClipper:
+    """Adaptive gradient clipping: the gradient's norm is held to ``factor`` times the median
+    of the last ``window`` norms. A sudden large gradient after a quiet stretch would
+    otherwise make Adam take a step several times its rate on every weight."""
+
+    factor: float = 3.0
+    window: int = 200
+    min_history: int = 20
+    clipped: int = 0
+    _norms: deque[float] = field(default_factory=deque, repr=False)
+
+    def __post_init__(self) -> None:
+        self._norms = deque(self._norms, maxlen=self.window)
+
+    def clip(self, parameters: Any) -> float:
+        """Clip the gradients of ``parameters`` in place; returns their norm before."""
+        import torch
+
+        params = [p for p in parameters if p.grad is not None]
+        limit = (
+            self.factor * float(np.median(self._norms))
+            if len(self._norms) >= self.min_history
+            else math.inf
+        )
+        norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+        if math.isfinite(norm):
+            self._norms.append(norm)
+            self.clipped += norm > limit
+        return norm
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"norms": list(self._norms), "clipped": self.clipped}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._norms = deque((float(v) for v in state.get("norms", ())), maxlen=self.window)
+        self.clipped = int(state.get("clipped", 0))

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fxclone.guard import DivergenceGuard
+from fxclone.guard import DivergenceGuard, GradientClipper
 from fxclone.losses import TrainingLoss
 from fxclone.models.base import EffectModel, Stage
 
@@ -58,6 +58,8 @@ def lightning_module(
             # One process only: a skipped step in one of several DDP ranks would hang the rest.
             guarded = config.divergence_guard and config.devices == 1
             self.guard = DivergenceGuard() if guarded else None
+            clip = config.clip_gradients
+            self.clipper = GradientClipper(factor=clip) if clip else None
 
         def _estimate(self, dry: Tensor, wet: Tensor, knobs: Tensor) -> tuple[Tensor, Tensor]:
             if stage.data == "autoencoder":  # dry and wet pooled, each its own target
@@ -79,13 +81,21 @@ def lightning_module(
             self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True)
             return loss
 
+        def configure_gradient_clipping(self, optimizer: Any, *args: Any, **kwargs: Any) -> None:
+            if self.clipper is not None:
+                self.clipper.clip(p for g in optimizer.param_groups for p in g["params"])
+
         def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
             if self.guard is not None:
                 checkpoint["divergence_guard"] = self.guard.state_dict()
+            if self.clipper is not None:
+                checkpoint["gradient_clipper"] = self.clipper.state_dict()
 
         def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
             if self.guard is not None and "divergence_guard" in checkpoint:
                 self.guard.load_state_dict(checkpoint["divergence_guard"])
+            if self.clipper is not None and "gradient_clipper" in checkpoint:
+                self.clipper.load_state_dict(checkpoint["gradient_clipper"])
 
         def validation_step(self, batch: int, _: int) -> None:
             # Whole files, padded at the end so a look-ahead model reaches their last sample.

@@ -71,6 +71,9 @@ class TrainConfig:
     # Skip steps whose loss spikes far above the recent median; on a run of them restore the
     # weights from a few steps back and halve the rate (fxclone.guard).
     divergence_guard: bool = True
+    # Hold each step's gradient norm to this many times the median of the recent ones
+    # (adaptive clipping; fxclone.guard.GradientClipper); None: no clipping.
+    clip_gradients: float | None = None
     checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
