@@ -21,7 +21,7 @@ from fxclone.errors import FxcloneError
 from fxclone.journey import train
 from fxclone.modelfile import read_metadata
 from fxclone.rendering import render_dataset
-from fxclone.training import TrainConfig
+from fxclone.training import TrainConfig, train_config
 
 EPOCHS = 3
 STEPS_PER_EPOCH = 8  # windows_per_epoch / batch_size
@@ -118,7 +118,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(work: Path) -> None
     # Asking for fewer epochs than the run already has is refused in one line, not a crash.
     fewer = {**CONFIG, "max_epochs": EPOCHS - 1}
     with pytest.raises(FxcloneError, match=f"already trained {EPOCHS} epochs, more than the 2"):
-        train(work / "data", work / "m.safetensors", fewer, progress=False)
+        train(work / "data", work / "m.safetensors", train_config(fewer), progress=False)
 
 
 def _kill_and_resume(work: Path, killed: subprocess.Popen[str]) -> None:
