@@ -261,16 +261,10 @@ class PluginRenderer(Renderer):
                     "save a .vstpreset from this plugin"
                 ) from None
         params = dict(plugin.parameters)
-        self.knobs, self.knob_ranges = {}, {}
-        for name, value in dict(knobs or {}).items():
-            if name not in params:
-                raise FxcloneError(
-                    f"{self.who} has no parameter {name!r}; its parameters are: "
-                    f"{', '.join(params) or 'none'}"
-                )
-            self.knobs[name], self.knob_ranges[name] = _set(plugin, name, params[name], value)
-        self.plugin, self.parameter_names = plugin, list(params)
-        self._parameters = params
+        self.plugin, self.parameter_names, self._parameters = plugin, list(params), params
+        self.knobs: dict[str, float] = {}
+        self.knob_ranges: dict[str, list[float]] = {}
+        self.at(dict(knobs or {}))
 
     def at(self, setting: Mapping[str, float]) -> PluginRenderer:
         """This renderer with the parameters in ``setting`` set (checked like the knobs);

@@ -158,11 +158,11 @@ def fit(
     minutes; a re-run skips the stages already finished.
     Returns the model loaded with the weights of the best validation ESR.
     """
-    fit_closed_form = getattr(model, "fit_closed_form", None)
-    solved = closed_form and callable(fit_closed_form)
+    fit_closed_form = getattr(model, "fit_closed_form", None) if closed_form else None
+    solved = callable(fit_closed_form)
     if not (solved or keep_start):
         return _fit_stages(model, train_items, val_items, config, run_dir, resume, progress)
-    if solved:
+    if fit_closed_form is not None:
         fit_closed_form(train_items)
     start_esr = validation_esr(model, val_items)
     start = copy.deepcopy(model.state_dict())

@@ -87,7 +87,8 @@ def _write_response(model: EffectModel, out: Path) -> None:
         )
     if out.suffix.lower() != ".wav":
         raise FxcloneError(f"{out.name}: an impulse response is written as WAV; name it *.wav")
-    write_audio(out, model.h.detach().cpu().numpy(), model.sample_rate)
+    response = model.get_parameter("h").detach().cpu().numpy()
+    write_audio(out, response, model.sample_rate)
 
 
 def export(model_path: PathLike, out_path: PathLike, fmt: str | None = None) -> Path:

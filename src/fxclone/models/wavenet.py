@@ -185,10 +185,10 @@ class WaveNet(EffectModel):
                 nn.ReLU(),
                 nn.Linear(config.film_hidden, sum(self._film_sizes)),
             )
-            last = self.film[2]
-            assert isinstance(last, nn.Linear)
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            film_out = self.film[2]
+            assert isinstance(film_out, nn.Linear)
+            nn.init.zeros_(film_out.weight)
+            nn.init.zeros_(film_out.bias)
 
     @property
     def receptive_field(self) -> int:
