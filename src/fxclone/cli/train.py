@@ -169,7 +169,7 @@ def compare(
     minutes: Annotated[float, typer.Option(help="Training wall time per model.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     max_eval_minutes: Annotated[
-        float, typer.Option(help="List models slower than this over the test split as unscored.")
+        float, typer.Option(help="Score models slower than this over the test split on part of it.")
     ] = 15.0,
 ) -> None:
     """Train each model for the same wall time and rank them on the test split.
@@ -177,7 +177,7 @@ def compare(
     Results accumulate in OUT/leaderboard.json and OUT/leaderboard.md; re-running skips models
     already scored and resumes an interrupted one, so long lists can span several sittings.
     """
-    from fxclone.compare import COLUMNS, cell
+    from fxclone.compare import COLUMNS, row_cells
     from fxclone.compare import compare as run
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -200,7 +200,7 @@ def compare(
         if r.get("test_esr") is None:
             table.add_row(r["model"], f"not scored: {r.get('note')}")
         else:
-            table.add_row(*(cell(k, r.get(k)) for k, _ in COLUMNS))
+            table.add_row(*row_cells(r))
     out.print(table)
     out.print(f"wrote {out_dir / 'leaderboard.json'} and {out_dir / 'leaderboard.md'}")
 
