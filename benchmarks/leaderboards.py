@@ -50,6 +50,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(PRESETS))
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for training")
+    parser.add_argument(
+        "--max-eval-minutes", type=float, default=15.0,
+        help="models slower than this over the test split are scored on part of it",
+    )  # fmt: skip
     args = parser.parse_args()
     for effect in args.effects.split(","):
         folder = (args.out / effect).resolve()
@@ -59,7 +63,8 @@ def main() -> None:
             run("generate", "data", *options, cwd=folder, threads=args.threads)
             run("render", "data", "--effect", effect, *knobs, cwd=folder, threads=args.threads)
         run("compare", "data", "--models", args.models, "--minutes", str(args.minutes),
-            "--out", "board", cwd=folder, threads=args.threads)  # fmt: skip
+            "--max-eval-minutes", str(args.max_eval_minutes), "--out", "board", cwd=folder,
+            threads=args.threads)  # fmt: skip
         print(f"\n### {effect}\n")
         print((folder / "board" / "leaderboard.md").read_text())
 
