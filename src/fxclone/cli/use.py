@@ -167,7 +167,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """The whole journey on the built-in distortion, on CPU, in minutes."""
-    from fxclone.journey import demo as run
+    from fxclone.demo import demo as run
 
     metrics = run(
         out_dir,
