@@ -111,7 +111,7 @@ def compare(
             "train_minutes": round(summary["train_seconds"] / 60, 2),
             "epochs": summary["epochs"],
             "steps": summary["steps"],
-            "rtf_64": round(streaming_speed(model, block_size=64), 2),
+            "rtf_64": float(f"{streaming_speed(model, block_size=64):.3g}"),
             "scored_at": time.strftime("%Y-%m-%d %H:%M"),
         }
         save_leaderboard(out, board)
