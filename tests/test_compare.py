@@ -83,7 +83,7 @@ def test_partial_scores_are_the_full_pass_scores_on_a_part(data: Path, name: str
         assert part["scored_on"] == "the first 1.0 s of the test split"
         assert part["esr"] == pytest.approx(whole["esr"], rel=1e-4)
     else:
-        assert part["scored_on"] == "every 10th sample of the test split"
+        assert part["scored_on"] == "one sample in 10 of the test split"
         picks = np.arange(5, target.shape[1], 10)
         assert part["esr"] == pytest.approx(esr(target[:, picks], full[:, picks]), rel=1e-4)
         assert part["esr"] != pytest.approx(whole["esr"], rel=1e-6)

@@ -165,7 +165,7 @@ def partial_scores(model: EffectModel, data: Path, fraction: float) -> dict[str,
             estimates.append(sampled_outputs(model, pair.dry, picks, knobs))
             targets.append(pair.wet[:, picks])
         target, estimate = np.concatenate(targets, 1), np.concatenate(estimates, 1)
-        share = f"every {stride}th sample" if stride > 1 else "every sample"
+        share = f"one sample in {stride}" if stride > 1 else "every sample"
         return {"esr": esr(target, estimate), "scored_on": f"{share} of the test split"}
     seconds = []
     estimates, targets = [], []
