@@ -128,7 +128,9 @@ def evaluate_models(
     for name, path, model in zip(_names(paths), paths, models, strict=True):
         t0 = time.time()
         parts = []
-        for pair in test:
+        if model.free_running:  # its oscillator runs on across the items, as the effect's did
+            parts.append(process_array(model, dry, {}))
+        for pair in [] if model.free_running else test:
             knobs = {k.name: float(pair.knobs[k.name]) for k in model.knobs if k.name in pair.knobs}
             parts.append(process_array(model, pair.dry, knobs))
             if progress:

@@ -199,6 +199,9 @@ def _fit_stages(
     if config.val_seconds is not None:  # (models too slow to validate on whole files)
         n = max(1, int(config.val_seconds * model.sample_rate))
         val_items = [(d[:, :n], w[:, :n], k) for d, w, k in val_items]
+    if not stages:  # fitted whole by its closed form (e.g. the oscillator model)
+        esr = validation_esr(model, val_items)
+        return TrainResult(model.eval(), esr, 0, 0.0, resumed=False, run_dir=Path(run_dir))
     if len(stages) == 1:
         only = _fit_stage(model, stages[0], train_items, val_items, config, Path(run_dir),
                           resume, progress, signed_stage=False)  # fmt: skip
@@ -253,6 +256,10 @@ def validation_esr(
     model.eval()
     lat = model.latency_samples
     err = energy = 0.0
+    if model.free_running and items:  # the split is one stream: its oscillator runs on
+        dry_all = np.concatenate([d for d, _, _ in items], axis=1)
+        wet_all = np.concatenate([w for _, w, _ in items], axis=1)
+        items = [(dry_all, wet_all, items[0][2])]
     for dry, wet, knobs in items:
         x = F.pad(torch.from_numpy(dry)[None], (0, lat))
         y = model(x, torch.as_tensor(knobs)[None].float())[..., lat:]
