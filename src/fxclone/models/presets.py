@@ -15,6 +15,7 @@ from fxclone.models.csafx import CSAFxConfig
 from fxclone.models.ffwavenet import FFWaveNetConfig
 from fxclone.models.ir import IRConfig
 from fxclone.models.kth import KTHCNNConfig, KTHRNNConfig
+from fxclone.models.lfo import LFOConfig
 from fxclone.models.mccool import (
     McCoolCNNConfig,
     McCoolLSTMConfig,
@@ -150,6 +151,16 @@ PRESETS: dict[str, Preset] = {
             " echoes driven into saturation",
             train_defaults={"learning_rate": 1e-6, "batch_size": 4},
             tiny={"seconds": 0.004, "cg_iterations": 5, "branches": (2.0,)},
+        ),
+        Preset(
+            "lfo",
+            "lfo",
+            LFOConfig(),
+            "free-running oscillator driving 3 swept delay voices with feedback and an output"
+            " gain: for tremolo, vibrato, chorus and flanger; rate and sweeps estimated from the"
+            " wet signal, then refined on the training stream",
+            tiny={"voices": 2, "echoes": 2, "harmonics": 2, "max_delay_ms": 2.0,
+                  "fit_seconds": 0.5},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

@@ -17,6 +17,7 @@ from fxclone.models.csafx import CSAFx
 from fxclone.models.ffwavenet import FFWaveNet
 from fxclone.models.ir import ImpulseResponse
 from fxclone.models.kth import KTHCNN, KTHRecurrent
+from fxclone.models.lfo import LFOModel
 from fxclone.models.mccool import (
     McCoolCNN,
     McCoolMLP,
@@ -33,6 +34,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     WaveNet.family: WaveNet,
     RecurrentModel.family: RecurrentModel,
     ImpulseResponse.family: ImpulseResponse,
+    LFOModel.family: LFOModel,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,

@@ -1,0 +1,188 @@
+"""What frame-wise analysis of a dry/wet stream says about an oscillator-driven effect.
+
+Steps 1-3 of fitting the oscillator model (:mod:`fxclone.models.lfo_fit`): the frames' wet/dry
+correlation and impulse response, the oscillator's rate from their modulation spectrum, and
+the swept delays (voices) their peaks follow.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.fft
+import scipy.ndimage
+
+_MIN_RATE, _MAX_RATE = 0.03, 15.0  # Hz searched for the oscillator
+_SILENT = 1e-6  # frames whose dry power (mean square) is below this are left out
+
+
+def frame_correlation(
+    dry: np.ndarray, wet: np.ndarray, sample_rate: int, max_lag: int, frame_s: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(centres_s (F,), R (F, L), P (F, L), valid (F,))`` at lags ``0..max_lag``: each
+    frame's wet/dry correlation normalised by the frame's dry energy (``R``, which follows
+    gains), and the frame's impulse response (``P``: the cross-spectrum over the regularised
+    dry auto-spectrum, so each delayed path is one sharp peak of its own gain whatever the
+    material's spectrum). Frames hold ``frame_s``
+    seconds (rounded to a power of two; by default the longer of 43 ms and 1.5 ``max_lag``):
+    a fast sweep needs short frames to be followed."""
+    seconds = frame_s or max(0.043, 1.5 * max_lag / sample_rate)
+    frame = 1 << max(6, round(math.log2(seconds * sample_rate)))
+    hop = max(1, round(sample_rate / 64))
+    starts = np.arange(0, max(1, dry.size - frame), hop)
+    size = scipy.fft.next_fast_len(frame + max_lag, real=True)
+    padded = np.concatenate([np.zeros(max_lag), dry])
+    rows, paths, energy = [], [], []
+    for chunk in np.array_split(starts, max(1, starts.size // 256)):
+        xs = np.stack([padded[s : s + frame + max_lag] for s in chunk])
+        ws = np.stack([wet[s : s + frame] for s in chunk])
+        spec = scipy.fft.rfft(xs, size)
+        cross = spec * np.conj(scipy.fft.rfft(ws, size))
+        # lag l is index max_lag - l of the correlation
+        rows.append(scipy.fft.irfft(cross, size)[:, max_lag::-1])
+        auto = np.abs(spec) ** 2
+        floor = 1e-2 * np.mean(auto, axis=1, keepdims=True) + 1e-30
+        paths.append(scipy.fft.irfft(cross / (auto + floor), size)[:, max_lag::-1])
+        energy.append(np.sum(xs[:, max_lag:] ** 2, axis=1))
+    e = np.concatenate(energy)
+    valid = e / frame > _SILENT
+    r = np.concatenate(rows) / np.maximum(e, 1e-30)[:, None]
+    p = np.concatenate(paths)
+    r[~valid] = 0.0
+    p[~valid] = 0.0
+    return (starts + frame / 2) / sample_rate, r, p, valid
+
+
+def _salience(times: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Power of the columns of ``z`` over frames (summed), over its local median: lines stand
+    out, the material's broad changes do not. ``(log-spaced frequencies, salience)``."""
+    step = float(np.median(np.diff(times)))
+    size = scipy.fft.next_fast_len(8 * times.size)
+    power = np.sum(np.abs(scipy.fft.rfft(z, size, axis=0)) ** 2, axis=1)
+    freqs = np.fft.rfftfreq(size, step)
+    grid = np.geomspace(_MIN_RATE, min(_MAX_RATE, 0.45 / step), 4000)
+    on_grid = np.interp(grid, freqs, power)
+    width = int(round(math.log(1.25) / math.log(grid[1] / grid[0])))
+    return grid, on_grid / (scipy.ndimage.median_filter(on_grid, 2 * width + 1) + 1e-30)
+
+
+def _tracks(x: np.ndarray, valid: np.ndarray, always: list[int]) -> np.ndarray:
+    """The 64 lag columns of ``x`` (with ``always``) that vary most, each standardised."""
+    varied = (x - x.mean(axis=0, where=valid[:, None], keepdims=True)) * valid[:, None]
+    most = np.argsort(varied.var(axis=0))[-max(0, min(x.shape[1], 64) - len(always)) :]
+    lags = np.union1d(np.asarray(always, dtype=np.int64), most)
+    return varied[:, lags] / (varied[:, lags].std(axis=0) + 1e-12)
+
+
+def rate_candidates(
+    times: np.ndarray, r: np.ndarray, p: np.ndarray, valid: np.ndarray, own: np.ndarray
+) -> list[float]:
+    """The oscillator's rate (Hz) read from the modulation of the gain (``R`` at lag 0 and the
+    lags that vary most) and of the delays (``P``), and the subharmonics it may be.
+
+    ``own`` is ``R`` of the dry signal against itself: the material's own modulation (a
+    note's vibrato moves its autocorrelation), whose lines are discounted."""
+    _, material = _salience(times, _tracks(own, valid, []))
+    discount = np.maximum(material, 1.0)
+    # the gain alone (lag 0: clean, but one track), the lags of R that vary most (the
+    # material's own changes discounted), the delayed paths of P
+    features = [_tracks(r[:, :1], valid, [0]), _tracks(r, valid, [0]), _tracks(p, valid, [])]
+    scored = [_salience(times, z) for z in features]
+    scored = [(grid, sal / discount) if i < 2 else (grid, sal)
+              for i, (grid, sal) in enumerate(scored)]  # fmt: skip
+    which = int(np.argmax([float(np.max(sal)) for _, sal in scored]))
+    grid_s, sal = scored[which]
+    peak = float(grid_s[np.argmax(sal)])
+    z = features[which]
+    step = float(np.median(np.diff(times)))
+
+    def exact(f: np.ndarray) -> np.ndarray:
+        basis = np.exp(-2j * math.pi * np.outer(f, times))  # (grid, F)
+        return np.sum(np.abs(basis @ z) ** 2, axis=1)
+
+    width = 2.0 / (times[-1] - times[0] + step)
+    for _ in range(4):  # zoom in on the peak of the exact transform
+        grid = np.linspace(peak - width, peak + width, 41)
+        peak = float(grid[np.argmax(exact(grid))])
+        width /= 10.0
+    # The strongest line may be a harmonic: a sweep's peak passes a lag twice a cycle (many
+    # harmonics), two voices in antiphase repeat every half cycle. The fundamental with the
+    # most salient harmonics (the sum of their log salience, up to the tenth) names the
+    # divisor; the line, that fundamental and half of each are the candidates.
+    log_sal = np.log(np.maximum(sal, 1.0))
+    harmonic_sum = sum(np.interp(k * grid_s, grid_s, log_sal, right=0.0) for k in range(1, 11))
+    divisor = max(1, round(peak / float(grid_s[np.argmax(harmonic_sum)])))
+    return [peak / k for k in sorted({1, 2, divisor, 2 * divisor}) if peak / k >= _MIN_RATE]
+
+
+def find_voices(
+    times: np.ndarray, r: np.ndarray, valid: np.ndarray, rate: float, count: int, sample_rate: int
+) -> list[tuple[float, float, float, float]]:
+    """Up to ``count`` swept delays ``(centre, depth, phase, votes)`` (samples, samples, rad,
+    share of frames) that the frames' correlation peaks follow at ``rate``."""
+    if count == 0:
+        return []
+    frames = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 800)]
+    peaks_per_frame = 3
+    lag_min = 2
+    mag = np.abs(r[frames])
+    local = np.zeros_like(mag)  # local maxima only: one lag per peak
+    inner = (mag[:, 1:-1] >= mag[:, :-2]) & (mag[:, 1:-1] > mag[:, 2:])
+    local[:, 1:-1] = np.where(inner, mag[:, 1:-1], 0.0)
+    local[:, :lag_min] = 0.0
+    local[:, int(0.95 * (mag.shape[1] - 1)) :] = 0.0  # the deconvolution's edge
+    top = np.argsort(local, axis=1)[:, -peaks_per_frame:]  # (F, P)
+    strength = np.take_along_axis(local, top, axis=1)
+    keep = strength >= 0.2 * strength.max(axis=1, keepdims=True)
+    theta = 2.0 * math.pi * rate * times[frames]
+    max_lag = r.shape[1] - 1
+    depth_step = max(1.0, 1e-4 * sample_rate)
+    depths = np.arange(0.0, min(max_lag / 2, 6e-3 * sample_rate), depth_step)
+    phases = np.linspace(0.0, 2.0 * math.pi, 181)[:-1]
+    centre_bin = 2.0
+    bins = int(max_lag / centre_bin) + 2
+    f_idx, p_idx = np.nonzero(keep)
+    lag = top[f_idx, p_idx].astype(np.float64)
+    th = theta[f_idx]
+    sines = np.sin(th[:, None] + phases[None])  # (votes, phases)
+    weight = np.repeat(strength[f_idx, p_idx][:, None], phases.size, axis=1)
+    flat = np.zeros(depths.size * phases.size * bins)
+    for di, depth in enumerate(depths):
+        centre = lag[:, None] - depth * sines
+        b = np.rint(centre / centre_bin).astype(np.int64)
+        ok = (b >= 0) & (b < bins)
+        index = (di * phases.size + np.arange(phases.size)[None]) * bins + b
+        flat += np.bincount(index[ok], weights=weight[ok], minlength=flat.size)
+    acc = flat.reshape(depths.size, phases.size, bins)
+    acc[0] = 0.0  # a peak that does not move is no swept voice (e.g. the dry path's edge)
+    total = float(np.sum(strength[keep])) + 1e-12
+    voices: list[tuple[float, float, float, float]] = []
+    for _ in range(count):
+        di, pi, bi = (int(i) for i in np.unravel_index(int(np.argmax(acc)), acc.shape))
+        votes = float(acc[di, pi, bi]) / total
+        if votes <= 0 or (voices and votes < 0.25 * voices[0][3]):
+            break
+        centre, depth, phase = bi * centre_bin, float(depths[di]), float(phases[pi])
+        centre, depth, phase = _refine_sweep(lag, th, centre, depth, phase, depth_step)
+        voices.append((centre, depth, phase, votes))
+        # the same sweep at neighbouring settings (a second voice may share the centre
+        # and depth at another phase, as a chorus's voices do)
+        near_phase = np.arange(pi - 9, pi + 10) % phases.size
+        acc[max(0, di - 2) : di + 3][:, near_phase, max(0, bi - 3) : bi + 4] = 0.0
+    return voices
+
+
+def _refine_sweep(
+    lag: np.ndarray, theta: np.ndarray, centre: float, depth: float, phase: float, tol: float
+) -> tuple[float, float, float]:
+    """Least squares of ``centre + a cos theta + b sin theta`` on the peaks near a sweep."""
+    for width in (4.0 * tol, 2.0 * tol, tol):
+        near = np.abs(lag - centre - depth * np.sin(theta + phase)) <= max(width, 1.5)
+        if near.sum() < 8:
+            break
+        basis = np.stack([np.ones(near.sum()), np.cos(theta[near]), np.sin(theta[near])], 1)
+        (c, a, b), *_ = np.linalg.lstsq(basis, lag[near], rcond=None)
+        # a cos t + b sin t = depth sin(t + phase): depth cos phase = b, depth sin phase = a
+        centre, depth, phase = float(c), float(math.hypot(a, b)), float(math.atan2(a, b))
+    return centre, depth, phase
