@@ -1,0 +1,115 @@
+"""Time-varying effects (tremolo, vibrato, chorus, flanger, phaser): the oscillator model.
+
+For each effect: the default dataset (``fxclone generate``: 120 s train, 20 s validation, 30 s
+test of other material, 48 kHz; every split rendered as one continuous stream), rendered
+through the built-in effect at its default knobs, then ``fxclone train --model lfo``. The
+test split is never used for fitting or selection. Each result is reported three ways:
+
+(a) test ESR of the model run from the start of the test stream, and after re-fitting only
+    its oscillator phase on the first 2 s of the test pair (scored on the rest);
+(b) the modulation-spectrum distance between the model's test output and the target's
+    (:func:`fxclone.metrics.modulation_distance`; the dry signal's for comparison);
+(c) the model's oscillator rate and depth against the effect's knobs, read from the model
+    without any fitting on the test split.
+
+    python benchmarks/modulation.py --out /tmp/modulation --threads 1
+    python benchmarks/modulation.py --out /tmp/modulation --effects chorus,flanger
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from leaderboards import run
+
+EFFECTS = ("tremolo", "vibrato", "chorus", "flanger", "phaser")
+
+
+def depth_of(model, effect: str) -> float:
+    """The model's modulation depth in the unit of the effect's ``depth`` knob."""
+    if effect == "tremolo":  # the gain dip at the LFO's peak, in %
+        theta = torch.linspace(0, 2 * np.pi, 4097)[:-1]
+        from fxclone.models.lfo import harmonic_series
+
+        gain = 1.0 + harmonic_series(theta, model.gain_shape.detach())
+        return float(100.0 * (1.0 - gain.min() / gain.max()))
+    voice = int(torch.argmax(model.voice_gain.detach().abs()))
+    return abs(float(model.depth_ms[voice]))  # ms, peak deviation from the centre
+
+
+def score(folder: Path, effect: str) -> dict:
+    from fxclone.dataset import load_dataset, load_pairs
+    from fxclone.effects.registry import get_effect
+    from fxclone.metrics import esr, modulation_distance
+    from fxclone.modelfile import load_model
+    from fxclone.models.lfo_fit import refit_phase
+
+    info = load_dataset(folder / "data")
+    test = load_pairs(info, "test")
+    dry = np.concatenate([p.dry for p in test], axis=1)
+    wet = np.concatenate([p.wet for p in test], axis=1)
+    model = load_model(folder / "model.safetensors").model.eval()
+    sr = info.sample_rate
+    with torch.no_grad():
+        out = model(torch.from_numpy(dry)[None])[0].numpy()
+    start = 2 * sr
+    refit_phase(model, dry[0], wet[0], seconds=2.0)
+    with torch.no_grad():
+        fitted = model(torch.from_numpy(dry)[None])[0].numpy()
+    knobs = {k.name: k.default for k in get_effect(effect).knobs}
+    return {
+        "effect": effect,
+        "esr": esr(wet, out),
+        "esr_phase_fit": esr(wet[:, start:], fitted[:, start:]),
+        "esr_dry": esr(wet, dry),
+        "modulation_distance": modulation_distance(wet, out, sr),
+        "modulation_distance_dry": modulation_distance(wet, dry, sr),
+        "rate": model.rate_hz,
+        "rate_knob": knobs["rate"],
+        "depth": depth_of(model, effect),
+        "depth_knob": knobs["depth"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--effects", default=",".join(EFFECTS))
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for fitting")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for effect in args.effects.split(","):
+        folder = (args.out / effect).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "data" / "wet").is_dir():
+            run("generate", "data", cwd=folder, threads=args.threads)
+            run("render", "data", "--effect", effect, cwd=folder, threads=args.threads)
+        if not (folder / "model.safetensors").exists():
+            t0 = time.time()
+            run("train", "data", "--model", "lfo", "--out", "model.safetensors", cwd=folder,
+                threads=args.threads)  # fmt: skip
+            (folder / "fit_seconds.txt").write_text(f"{time.time() - t0:.0f}")
+        row = score(folder, effect) | {"fit_s": float((folder / "fit_seconds.txt").read_text())}
+        (folder / "result.json").write_text(json.dumps(row, indent=1))
+        rows.append(row)
+    print(f"command: {' '.join(os.sys.argv)}")
+    print("| effect | test ESR | after phase fit | dry ESR | modulation distance (dry) "
+          "| rate Hz (knob) | depth (knob) | fit time s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['effect']} | {r['esr']:.3g} | {r['esr_phase_fit']:.3g} | {r['esr_dry']:.3g} "
+              f"| {r['modulation_distance']:.3g} ({r['modulation_distance_dry']:.3g}) "
+              f"| {r['rate']:.5g} ({r['rate_knob']:g}) | {r['depth']:.3g} ({r['depth_knob']:g}) "
+              f"| {r['fit_s']:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
