@@ -99,9 +99,9 @@ def test_per_window_esr_weighs_quiet_windows_like_loud_ones() -> None:
 
 @pytest.mark.parametrize(
     ("knobs", "setting", "expected"),
-    [(0, None, False), (1, None, True), (1, False, False), (0, True, True)],
+    [(0, None, False), (1, None, False), (1, True, True), (0, True, True)],
 )
-def test_conditioned_models_train_on_per_window_esr(
+def test_per_window_esr_only_when_asked(
     knobs: int, setting: bool | None, expected: bool
 ) -> None:
     from fxclone.models.base import KnobSpec, Stage

@@ -51,9 +51,7 @@ def lightning_module(
                 config.pre_emph_weight,
                 config.pre_emphasis,
                 config.mrstft_weight,
-                per_window=model.n_knobs > 0
-                if config.esr_per_window is None
-                else config.esr_per_window,
+                per_window=bool(config.esr_per_window),
             )
             # One process only: a skipped step in one of several DDP ranks would hang the rest.
             guarded = config.divergence_guard and config.devices == 1

@@ -61,7 +61,7 @@ class TrainConfig:
     mrstft_weight: float = 0.0  # + mrstft_weight * multi-resolution STFT distance
     # ESR per training window, averaged (True), or pooled over the batch (False). Default:
     # per window for knob-conditioned models, so quiet settings weigh as much as loud ones.
-    esr_per_window: bool | None = None
+    esr_per_window: bool | None = None  # each window's own ESR, averaged (default: pooled)
     max_epochs: int = 1000
     max_minutes: float | None = None
     patience: int = 20  # epochs without a better validation ESR before stopping
