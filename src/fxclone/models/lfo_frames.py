@@ -14,6 +14,7 @@ import scipy.fft
 import scipy.ndimage
 
 _MIN_RATE, _MAX_RATE = 0.03, 15.0  # Hz searched for the oscillator
+_LINE = 4.0  # salience (power over the local median) of a modulation line
 _SILENT = 1e-6  # frames whose dry power (mean square) is below this are left out
 
 
@@ -78,8 +79,9 @@ def _tracks(x: np.ndarray, valid: np.ndarray, always: list[int]) -> np.ndarray:
 def rate_candidates(
     times: np.ndarray, r: np.ndarray, p: np.ndarray, valid: np.ndarray, own: np.ndarray
 ) -> list[float]:
-    """The oscillator's rate (Hz) read from the modulation of the gain (``R`` at lag 0 and the
-    lags that vary most) and of the delays (``P``), and the subharmonics it may be.
+    """Candidates for the oscillator's rate (Hz): the strongest modulation line of the gain
+    (``R`` at lag 0), of the lags of ``R`` that vary most and of the delayed paths (``P``),
+    each with the subharmonics it may be (the fit decides).
 
     ``own`` is ``R`` of the dry signal against itself: the material's own modulation (a
     note's vibrato moves its autocorrelation), whose lines are discounted."""
@@ -87,33 +89,46 @@ def rate_candidates(
     discount = np.maximum(material, 1.0)
     # the gain alone (lag 0: clean, but one track), the lags of R that vary most (the
     # material's own changes discounted), the delayed paths of P
-    features = [_tracks(r[:, :1], valid, [0]), _tracks(r, valid, [0]), _tracks(p, valid, [])]
+    inner = p.copy()  # the deconvolution's edges (lag 0's sidelobes, the last lags) left out
+    inner[:, :2] = 0.0
+    inner[:, int(0.95 * (p.shape[1] - 1)) :] = 0.0
+    features = [_tracks(r[:, :1], valid, [0]), _tracks(r, valid, [0]), _tracks(inner, valid, [])]
     scored = [_salience(times, z) for z in features]
     scored = [(grid, sal / discount) if i < 2 else (grid, sal)
               for i, (grid, sal) in enumerate(scored)]  # fmt: skip
-    which = int(np.argmax([float(np.max(sal)) for _, sal in scored]))
-    grid_s, sal = scored[which]
-    peak = float(grid_s[np.argmax(sal)])
-    z = features[which]
     step = float(np.median(np.diff(times)))
+    span = times[-1] - times[0] + step
+    candidates: list[float] = []
+    for z, (grid_s, sal) in zip(features, scored, strict=True):
+        if float(np.max(sal)) < _LINE:
+            continue
+        peak = _refine_peak(times, z, float(grid_s[np.argmax(sal)]), 2.0 / span)
+        # The strongest line may be a harmonic: a sweep's peak passes a lag twice a cycle
+        # (many harmonics), two voices in antiphase repeat every half cycle. The fundamental
+        # with the most salient harmonics (the sum of their log salience, up to the tenth)
+        # names the divisor; the line, that fundamental and half of each are candidates.
+        log_sal = np.log(np.maximum(sal, 1.0))
+        harmonic_sum = sum(np.interp(k * grid_s, grid_s, log_sal, right=0.0) for k in range(1, 11))
+        divisor = max(1, round(peak / float(grid_s[np.argmax(harmonic_sum)])))
+        for k in sorted({1, 2, divisor, 2 * divisor}):
+            rate = peak / k
+            if rate >= _MIN_RATE and all(abs(rate / c - 1) > 0.01 for c in candidates):
+                candidates.append(rate)
+    return candidates
+
+
+def _refine_peak(times: np.ndarray, z: np.ndarray, peak: float, width: float) -> float:
+    """The maximum of the exact transform of ``z``'s columns (power summed) near ``peak``."""
 
     def exact(f: np.ndarray) -> np.ndarray:
         basis = np.exp(-2j * math.pi * np.outer(f, times))  # (grid, F)
         return np.sum(np.abs(basis @ z) ** 2, axis=1)
 
-    width = 2.0 / (times[-1] - times[0] + step)
-    for _ in range(4):  # zoom in on the peak of the exact transform
+    for _ in range(4):  # zoom in on the peak
         grid = np.linspace(peak - width, peak + width, 41)
         peak = float(grid[np.argmax(exact(grid))])
         width /= 10.0
-    # The strongest line may be a harmonic: a sweep's peak passes a lag twice a cycle (many
-    # harmonics), two voices in antiphase repeat every half cycle. The fundamental with the
-    # most salient harmonics (the sum of their log salience, up to the tenth) names the
-    # divisor; the line, that fundamental and half of each are the candidates.
-    log_sal = np.log(np.maximum(sal, 1.0))
-    harmonic_sum = sum(np.interp(k * grid_s, grid_s, log_sal, right=0.0) for k in range(1, 11))
-    divisor = max(1, round(peak / float(grid_s[np.argmax(harmonic_sum)])))
-    return [peak / k for k in sorted({1, 2, divisor, 2 * divisor}) if peak / k >= _MIN_RATE]
+    return peak
 
 
 def find_voices(
