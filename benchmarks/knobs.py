@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,9 +107,21 @@ def main() -> None:
         fixed = [
             a for name, value in row["setting"].items() for a in ("--knob", f"{name}={value:g}")
         ]
+        record = out / folder / "setting.json"
+        setting = json.dumps({k: round(v, 6) for k, v in sorted(row["setting"].items())})
+        if (out / folder).exists() and (not record.exists() or record.read_text() != setting):
+            # a rerun picked another setting for this label: its single-setting model goes
+            for stale in (folder, f"{folder}.safetensors", f"{folder}.safetensors.run",
+                          f"eval_{folder}"):  # fmt: skip
+                path = out / stale
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
         if not (out / folder / "wet").is_dir():
             fxclone("generate", folder, *generate, cwd=out)
             fxclone("render", folder, *source_args(args), *fixed, cwd=out)
+            record.write_text(setting)
     # the single-setting models, --jobs at a time (one thread each with --threads 1)
     from concurrent.futures import ThreadPoolExecutor
 
