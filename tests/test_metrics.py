@@ -211,3 +211,23 @@ def test_short_and_silent_audio_stay_finite() -> None:
         assert math.isfinite(value), name
     with pytest.raises(FxcloneError, match="sample rate"):
         mel_distance(short, short, 0)
+
+
+def test_modulation_distance_is_blind_to_the_oscillator_phase() -> None:
+    from fxclone.effects.registry import get_effect
+    from fxclone.metrics import modulation_distance
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    dry = (0.3 * rng.standard_normal((1, 10 * sr))).astype(np.float32)
+    tremolo = get_effect("tremolo")
+    knobs = {k.name: k.default for k in tremolo.knobs}
+    wet = tremolo.process(dry, sr, knobs)
+    shifted = tremolo.process(dry, sr, knobs | {"phase": 90.0})
+    faster = tremolo.process(dry, sr, knobs | {"rate": 6.0})
+    assert modulation_distance(wet, wet, sr) == 0.0
+    assert modulation_distance(wet, shifted, sr) < 0.05  # same modulation, a quarter cycle on
+    assert modulation_distance(wet, dry, sr) > 0.2  # no modulation
+    assert modulation_distance(wet, faster, sr) > 0.2  # another rate
+    with pytest.raises(FxcloneError):
+        modulation_distance(wet[:, :100], wet[:, :100], sr)
