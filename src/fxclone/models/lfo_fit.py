@@ -35,7 +35,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from fxclone.models.lfo_frames import find_voices, frame_correlation, rate_candidates
+from fxclone.models.lfo_frames import (
+    find_voices,
+    frame_correlation,
+    rate_candidates,
+    sharpen_rate,
+)
 
 if TYPE_CHECKING:
     from fxclone.models.lfo import LFOModel
@@ -241,6 +246,10 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
             sweep_frames = frame_correlation(dry64, wet64, sr, max_lag, frame_s)
             times_v, _, p_v, valid_v = sweep_frames
             voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
+            if voices:  # the strongest sweep pins the rate down; the voices again at it
+                rate = sharpen_rate(times_v, p_v, valid_v, rate, voices[0], sr)
+                model.log_rate.fill_(math.log(rate))
+                voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
             for i in range(model.voice_gain.numel()):
                 centre, depth, phase, _ = voices[i] if i < len(voices) else (1.0, 0.0, 0.0, 0)
                 model.delay_ms[i] = centre / sr * 1e3

@@ -138,40 +138,26 @@ def find_voices(
     share of frames) that the frames' correlation peaks follow at ``rate``."""
     if count == 0:
         return []
-    frames = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 800)]
-    peaks_per_frame = 3
-    lag_min = 2
-    mag = np.abs(r[frames])
-    local = np.zeros_like(mag)  # local maxima only: one lag per peak
-    inner = (mag[:, 1:-1] >= mag[:, :-2]) & (mag[:, 1:-1] > mag[:, 2:])
-    local[:, 1:-1] = np.where(inner, mag[:, 1:-1], 0.0)
-    local[:, :lag_min] = 0.0
-    local[:, int(0.95 * (mag.shape[1] - 1)) :] = 0.0  # the deconvolution's edge
-    top = np.argsort(local, axis=1)[:, -peaks_per_frame:]  # (F, P)
-    strength = np.take_along_axis(local, top, axis=1)
-    keep = strength >= 0.2 * strength.max(axis=1, keepdims=True)
-    theta = 2.0 * math.pi * rate * times[frames]
+    _, lag, when, weight = _frame_peaks(times, r, valid)
+    th = 2.0 * math.pi * rate * when
     max_lag = r.shape[1] - 1
     depth_step = max(1.0, 1e-4 * sample_rate)
     depths = np.arange(0.0, min(max_lag / 2, 6e-3 * sample_rate), depth_step)
     phases = np.linspace(0.0, 2.0 * math.pi, 181)[:-1]
     centre_bin = 2.0
     bins = int(max_lag / centre_bin) + 2
-    f_idx, p_idx = np.nonzero(keep)
-    lag = top[f_idx, p_idx].astype(np.float64)
-    th = theta[f_idx]
     sines = np.sin(th[:, None] + phases[None])  # (votes, phases)
-    weight = np.repeat(strength[f_idx, p_idx][:, None], phases.size, axis=1)
+    weights = np.repeat(weight[:, None], phases.size, axis=1)
     flat = np.zeros(depths.size * phases.size * bins)
     for di, depth in enumerate(depths):
         centre = lag[:, None] - depth * sines
         b = np.rint(centre / centre_bin).astype(np.int64)
         ok = (b >= 0) & (b < bins)
         index = (di * phases.size + np.arange(phases.size)[None]) * bins + b
-        flat += np.bincount(index[ok], weights=weight[ok], minlength=flat.size)
+        flat += np.bincount(index[ok], weights=weights[ok], minlength=flat.size)
     acc = flat.reshape(depths.size, phases.size, bins)
     acc[0] = 0.0  # a peak that does not move is no swept voice (e.g. the dry path's edge)
-    total = float(np.sum(strength[keep])) + 1e-12
+    total = float(np.sum(weight)) + 1e-12
     voices: list[tuple[float, float, float, float]] = []
     for _ in range(count):
         di, pi, bi = (int(i) for i in np.unravel_index(int(np.argmax(acc)), acc.shape))
@@ -186,6 +172,54 @@ def find_voices(
         near_phase = np.arange(pi - 9, pi + 10) % phases.size
         acc[max(0, di - 2) : di + 3][:, near_phase, max(0, bi - 3) : bi + 4] = 0.0
     return voices
+
+
+def _frame_peaks(
+    times: np.ndarray, r: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Up to three local maxima of ``|r|`` per frame (about 800 frames spread over the
+    stream; lags 2 to 95 % of the largest; each at least a fifth of its frame's strongest):
+    ``(frames, lags, times_s, strengths)``, one entry per peak."""
+    frames = np.flatnonzero(valid)[:: max(1, int(valid.sum()) // 800)]
+    mag = np.abs(r[frames])
+    local = np.zeros_like(mag)  # local maxima only: one lag per peak
+    inner = (mag[:, 1:-1] >= mag[:, :-2]) & (mag[:, 1:-1] > mag[:, 2:])
+    local[:, 1:-1] = np.where(inner, mag[:, 1:-1], 0.0)
+    local[:, :2] = 0.0  # lag 0's own edge
+    local[:, int(0.95 * (mag.shape[1] - 1)) :] = 0.0  # the deconvolution's edge
+    top = np.argsort(local, axis=1)[:, -3:]  # (F, 3)
+    strength = np.take_along_axis(local, top, axis=1)
+    keep = strength >= 0.2 * strength.max(axis=1, keepdims=True)
+    f_idx, p_idx = np.nonzero(keep)
+    lag = top[f_idx, p_idx].astype(np.float64)
+    return frames, lag, times[frames][f_idx], strength[f_idx, p_idx]
+
+
+def sharpen_rate(
+    times: np.ndarray,
+    r: np.ndarray,
+    valid: np.ndarray,
+    rate: float,
+    voice: tuple[float, float, float, float],
+    sample_rate: int,
+) -> float:
+    """The rate within +-1 % of ``rate`` at which the frames' peaks best follow ``voice``'s
+    sweep (most peaks within a sample or two once the sweep is refitted), the sweep's phase
+    held at the middle of the stream. The modulation spectrum places a line to a fraction of
+    its width (1 / the stream's length); this follows the sweep itself over the stream."""
+    _, lag, when, _ = _frame_peaks(times, r, valid)
+    centre, depth, phase, _ = voice
+    middle = float(np.median(when))
+    tol = max(1.0, 1e-4 * sample_rate)
+    best, best_count = rate, -1
+    for candidate in rate * (1.0 + np.linspace(-0.01, 0.01, 401)):
+        turned = phase + 2.0 * math.pi * (rate - candidate) * middle
+        th = 2.0 * math.pi * candidate * when
+        c, d, ph = _refine_sweep(lag, th, centre, depth, turned, tol)
+        count = int(np.sum(np.abs(lag - c - d * np.sin(th + ph)) <= tol))
+        if count > best_count:
+            best, best_count = float(candidate), count
+    return best
 
 
 def _refine_sweep(
