@@ -146,7 +146,8 @@ class LFOModel(EffectModel):
                 d = self.sweep(t)
                 back = torch.clamp(back + d, max=self.history - 1)
                 t = t - omega * d
-                taps = taps + torch.einsum("vp,bcvp->bcp", weight, _read(buffer, positions, back))
+                reads = read_delayed(buffer, positions, back)
+                taps = taps + torch.einsum("vp,bcvp->bcp", weight, reads)
                 weight = weight * self.feedback[:, None]
             out = out + taps
         return out * (1.0 + harmonic_series(theta, self.gain_shape))
@@ -185,7 +186,7 @@ class LFOModel(EffectModel):
         fit_lfo(self, dry, wet)
 
 
-def _read(buffer: Tensor, positions: Tensor, delay: Tensor) -> Tensor:
+def read_delayed(buffer: Tensor, positions: Tensor, delay: Tensor) -> Tensor:
     """``buffer[..., positions - delay]`` by linear interpolation: ``positions (P,)`` int64,
     ``delay (V, P)`` float in ``[0, positions)``; returns ``(B, C, V, P)``."""
     whole = torch.floor(delay)

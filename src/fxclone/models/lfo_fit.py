@@ -30,20 +30,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from fxclone.models.lfo import LFOModel, read_delayed
 from fxclone.models.lfo_frames import (
     find_voices,
     frame_correlation,
     rate_candidates,
     sharpen_rate,
 )
-
-if TYPE_CHECKING:
-    from fxclone.models.lfo import LFOModel
 
 
 @torch.no_grad()
@@ -52,15 +49,13 @@ def _polish_voice(model: LFOModel, i: int, buffer: torch.Tensor, positions: torc
     """Coordinate search of voice ``i``'s phase, centre and depth for the largest normalised
     correlation of its (one-echo) read with ``target``: the frames place a sweep within a
     few samples, the waveform within a fraction of one."""
-    from fxclone.models.lfo import _read
-
     samples = (positions - model.history).double()
     ms = 1e3 / model.sample_rate
 
     def score() -> float:
         theta = model.theta(samples)
         d = model.sweep(theta[None], slice(i, i + 1))
-        x = _read(buffer, positions, d)[0, 0, 0]
+        x = read_delayed(buffer, positions, d)[0, 0, 0]
         return float(torch.dot(x, target) / (torch.linalg.vector_norm(x) + 1e-12))
 
     params = [(model.voice_phase, i, 0.8), (model.delay_ms, i, 3 * ms),
@@ -72,13 +67,11 @@ def _residual(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
               target: torch.Tensor, voices: int) -> torch.Tensor:  # fmt: skip
     """``target`` less its least-squares fit by the dry tap and the first ``voices`` voices'
     first echoes."""
-    from fxclone.models.lfo import _read
-
     columns = [buffer[0, 0, positions]]
     if voices:
         theta = model.theta((positions - model.history).double())
         d = model.sweep(theta[None], slice(0, voices))
-        columns += list(_read(buffer, positions, d)[0, 0])
+        columns += list(read_delayed(buffer, positions, d)[0, 0])
     basis = torch.stack(columns, 1).double()
     fit = basis @ torch.linalg.lstsq(basis, target.double()[:, None]).solution[:, 0]
     return (target.double() - fit).float()
@@ -159,8 +152,6 @@ def solve_gains(
     """Least squares for the dry tap, the gain and feedback of each ``active`` voice (all by
     default; the others are silenced) and the output gain's harmonics, given the oscillator
     and the sweeps."""
-    from fxclone.models.lfo import _read, harmonic_series
-
     samples = (positions - pad).double()
     theta = model.theta(samples)
     v, echoes = model.voice_gain.numel(), model.config.echoes
@@ -174,7 +165,7 @@ def solve_gains(
             d = model.sweep(t)
             back = torch.clamp(back + d, max=model.history - 1)
             t = t - omega * d
-            columns += list(_read(buffer, positions, back)[0, 0, on])
+            columns += list(read_delayed(buffer, positions, back)[0, 0, on])
     base_columns = torch.stack(columns, 1).double()  # (P, 1 + v * echoes)
     y = target.double()
     h = model.gain_shape.shape[0]
@@ -205,7 +196,6 @@ def solve_gains(
         second = float(beta[1 + len(on) + j]) if echoes > 1 else 0.0
         model.voice_gain[i] = first
         model.feedback[i] = float(np.clip(second / first, -0.95, 0.95)) if abs(first) > 1e-4 else 0
-    _ = harmonic_series  # the model's own gain uses the same series
 
 
 def _solved_esr(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
