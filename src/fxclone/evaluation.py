@@ -128,11 +128,11 @@ def evaluate_models(
     for name, path, model in zip(_names(paths), paths, models, strict=True):
         t0 = time.time()
         parts = []
-        if model.free_running:  # its oscillator runs on across the items, as the effect's did
-            parts.append(process_array(model, dry, {}))
-        for pair in [] if model.free_running else test:
-            knobs = {k.name: float(pair.knobs[k.name]) for k in model.knobs if k.name in pair.knobs}
-            parts.append(process_array(model, pair.dry, knobs))
+        # A model with its own oscillator runs over the split as one stream, as the effect did.
+        chunks = [(dry, {})] if model.free_running else [(p.dry, p.knobs) for p in test]
+        for audio, values in chunks:
+            knobs = {k.name: float(values[k.name]) for k in model.knobs if k.name in values}
+            parts.append(process_array(model, audio, knobs))
             if progress:
                 progress(len(runs) * dry.shape[1] + sum(x.shape[1] for x in parts), total)
         runs.append(ModelRun(name, path, model, np.concatenate(parts, axis=1), time.time() - t0))

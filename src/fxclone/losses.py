@@ -40,8 +40,8 @@ class ESRLoss(nn.Module):
             return torch.sum((t - y) ** 2) / (torch.sum(t**2) + self.eps)
         # Each window's own ESR, averaged: a quiet setting of a conditioned model counts as
         # much as a loud one, down to a floor 20 dB under the batch's mean energy. A lower
-        # floor lets a nearly silent window (a gap in the material) swamp the rest: at 40 dB
-        # the first epoch's loss averaged 48 and the model learned to output silence.
+        # floor lets a nearly silent window (a gap in the material) swamp the rest: on the
+        # three-knob distortion the first epoch's loss averaged 48 at 40 dB, 1.7 at 20 dB.
         err = torch.sum((t - y) ** 2, dim=tuple(range(1, t.ndim)))
         energy = torch.sum(t**2, dim=tuple(range(1, t.ndim)))
         return torch.mean(err / (energy + _WINDOW_FLOOR * energy.mean().detach() + self.eps))

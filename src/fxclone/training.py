@@ -59,9 +59,9 @@ class TrainConfig:
     pre_emph_weight: float = 1.0
     pre_emphasis: float = 0.95  # first-order pre-emphasis coefficient
     mrstft_weight: float = 0.0  # + mrstft_weight * multi-resolution STFT distance
-    # ESR per training window, averaged (True), or pooled over the batch (False). Default:
-    # per window for knob-conditioned models, so quiet settings weigh as much as loud ones.
-    esr_per_window: bool | None = None  # each window's own ESR, averaged (default: pooled)
+    # ESR per training window, averaged (True: quiet knob settings weigh as much as loud
+    # ones), or pooled over the batch (False or None, the default; see docs/design.md).
+    esr_per_window: bool | None = None
     max_epochs: int = 1000
     max_minutes: float | None = None
     patience: int = 20  # epochs without a better validation ESR before stopping

@@ -137,20 +137,28 @@ class LFOModel(EffectModel):
         x_now = buffer[..., positions]
         out = self.dry_gain * x_now
         if self.voice_gain.numel():
-            omega = 2.0 * math.pi * torch.exp(self.log_rate) / self.sample_rate
-            t = theta[None].expand(self.voice_gain.numel(), -1)
-            back = torch.zeros_like(t)  # delay of the current echo, samples
-            weight = self.voice_gain[:, None].expand_as(t)
+            weight = self.voice_gain[:, None].expand(-1, positions.numel())
             taps = buffer.new_zeros(buffer.shape[0], buffer.shape[1], positions.numel())
-            for _ in range(self.config.echoes):
-                d = self.sweep(t)
-                back = torch.clamp(back + d, max=self.history - 1)
-                t = t - omega * d
+            for back in self.echo_delays(theta):
                 reads = read_delayed(buffer, positions, back)
                 taps = taps + torch.einsum("vp,bcvp->bcp", weight, reads)
                 weight = weight * self.feedback[:, None]
             out = out + taps
         return out * (1.0 + harmonic_series(theta, self.gain_shape))
+
+    def echo_delays(self, theta: Tensor) -> list[Tensor]:
+        """Each echo's total delay (samples, ``(voices, P)``) for outputs at LFO phase
+        ``theta (P,)``: the chain ``t_{k+1} = t_k - d(t_k)`` back through the feedback loop."""
+        omega = 2.0 * math.pi * torch.exp(self.log_rate) / self.sample_rate
+        t = theta[None].expand(self.voice_gain.numel(), -1)
+        back = torch.zeros_like(t)
+        delays = []
+        for _ in range(self.config.echoes):
+            d = self.sweep(t)
+            back = torch.clamp(back + d, max=self.history - 1)
+            t = t - omega * d
+            delays.append(back)
+        return delays
 
     def sweep(self, theta: Tensor, voices: slice = slice(None)) -> Tensor:
         """Delay (samples) of ``voices`` (all by default) at their LFO phase ``theta (V, P)``."""

@@ -158,13 +158,7 @@ def solve_gains(
     on = list(range(v)) if active is None else list(active)
     columns = [buffer[0, 0, positions]]
     if on:
-        omega = 2.0 * math.pi * model.rate_hz / model.sample_rate
-        t = theta[None].expand(v, -1)
-        back = torch.zeros_like(t)
-        for _ in range(echoes):
-            d = model.sweep(t)
-            back = torch.clamp(back + d, max=model.history - 1)
-            t = t - omega * d
+        for back in model.echo_delays(theta):
             columns += list(read_delayed(buffer, positions, back)[0, 0, on])
     base_columns = torch.stack(columns, 1).double()  # (P, 1 + v * echoes)
     y = target.double()
