@@ -19,7 +19,7 @@
 4. **Gains.** Given the sweeps, the dry tap, each voice's unrolled feedback echoes and the
    output gain's harmonics are a bilinear least-squares problem, started from its linear
    relaxation. The rate is searched within +-0.1 % with the gains solved at each point; the
-   fastest candidate that fits within twice the best error (+1e-5) wins (a slower rate can
+   fastest candidate that fits within twice the best error (at most 0.01 more) wins (a slower rate can
    mimic a faster one with harmonics).
 5. **Refinement.** Adam on every parameter, on windows spread over the whole stream at known
    positions, for ``fit_seconds`` of wall time, keeping the best on fixed probe windows.
@@ -58,7 +58,13 @@ def _polish_voice(model: LFOModel, i: int, buffer: torch.Tensor, positions: torc
         x = read_delayed(buffer, positions, d)[0, 0, 0]
         return float(torch.dot(x, target) / (torch.linalg.vector_norm(x) + 1e-12))
 
-    params = [(model.voice_phase, i, 0.8), (model.delay_ms, i, 3 * ms),
+    # A phase error of e rad misplaces the read by up to e * depth samples, and broadband
+    # material decorrelates within a sample or two: the phase is first scanned finely enough
+    # to land within an eighth of a sample (a coarser grid can miss the peak altogether).
+    depth = float(model.depth_ms[i]) / ms
+    points = int(np.clip(12.8 * depth, 17, 513)) | 1
+    _coordinate_search([(model.voice_phase, i, 0.8)], score, rounds=1, points=points)
+    params = [(model.voice_phase, i, 0.8 / points), (model.delay_ms, i, 3 * ms),
               (model.depth_ms, i, 3 * ms)]  # fmt: skip
     _coordinate_search(params, score, rounds=4)
 
@@ -256,9 +262,12 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
             fits.append((esr, rate, {k: v.clone() for k, v in model.state_dict().items()}))
 
     # The fastest rate that fits about as well as the best: a slower one can mimic it with
-    # harmonics, never the other way round.
+    # harmonics, never the other way round. "About as well" is twice the error while that is
+    # small, a hundredth more where the best fit is still coarse (a rate with no sweep at all
+    # explains a chorus' dry part, half its energy, about as well as the right one).
     least = min(e for e, _, _ in fits)
-    _, _, chosen = max((f for f in fits if f[0] <= 2.0 * least + 1e-5), key=lambda f: f[1])
+    near = least + min(least, 0.01) + 1e-5
+    _, _, chosen = max((f for f in fits if f[0] <= near), key=lambda f: f[1])
     model.load_state_dict(chosen)
     return refine(model, buffer, target_all, pad, model.config.fit_seconds, rng)
 
