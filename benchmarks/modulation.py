@@ -1,9 +1,10 @@
-"""Time-varying effects (tremolo, vibrato, chorus, flanger, phaser): the oscillator model.
+"""Time-varying effects (tremolo, vibrato, chorus, flanger, phaser): the oscillator models.
 
 For each effect: the default dataset (``fxclone generate``: 120 s train, 20 s validation, 30 s
 test of other material, 48 kHz; every split rendered as one continuous stream), rendered
-through the built-in effect at its default knobs, then ``fxclone train --model lfo``. The
-test split is never used for fitting or selection. Each result is reported three ways:
+through the built-in effect at its default knobs, then ``fxclone train --model lfo`` (the
+phaser: ``--model phaser``). The test split is never used for fitting or selection. Each
+result is reported three ways:
 
 (a) test ESR of the model run from the start of the test stream, and after re-fitting only
     its oscillator phase on the first 2 s of the test pair (scored on the rest);
@@ -31,8 +32,17 @@ from leaderboards import run
 EFFECTS = ("tremolo", "vibrato", "chorus", "flanger", "phaser")
 
 
+MODELS = {"phaser": "phaser"}  # the rest: the oscillator-driven delay model, "lfo"
+
+
 def depth_of(model, effect: str) -> float:
     """The model's modulation depth in the unit of the effect's ``depth`` knob."""
+    if effect == "phaser":  # the break frequency's excursion, in % of the knobs' half span
+        from fxclone.effects.registry import get_effect
+
+        knobs = {k.name: k.default for k in get_effect(effect).knobs}
+        half_span = 0.5 * np.log(knobs["high"] / knobs["low"])
+        return float(100.0 * torch.linalg.vector_norm(model.sweep.detach()[0]) / half_span)
     if effect == "tremolo":  # the gain dip at the LFO's peak, in %
         theta = torch.linspace(0, 2 * np.pi, 4097)[:-1]
         from fxclone.models.lfo import harmonic_series
@@ -48,7 +58,7 @@ def score(folder: Path, effect: str) -> dict:
     from fxclone.effects.registry import get_effect
     from fxclone.metrics import esr, modulation_distance
     from fxclone.modelfile import load_model
-    from fxclone.models.lfo_fit import refit_phase
+    from fxclone.models.phase import refit_phase
 
     info = load_dataset(folder / "data")
     test = load_pairs(info, "test")
@@ -94,7 +104,8 @@ def main() -> None:
             run("render", "data", "--effect", effect, cwd=folder, threads=args.threads)
         if not (folder / "model.safetensors").exists():
             t0 = time.time()
-            run("train", "data", "--model", "lfo", "--out", "model.safetensors", cwd=folder,
+            model = MODELS.get(effect, "lfo")
+            run("train", "data", "--model", model, "--out", "model.safetensors", cwd=folder,
                 threads=args.threads)  # fmt: skip
             (folder / "fit_seconds.txt").write_text(f"{time.time() - t0:.0f}")
         row = score(folder, effect) | {"fit_s": float((folder / "fit_seconds.txt").read_text())}

@@ -12,7 +12,8 @@ import torch
 from fxclone.effects.registry import get_effect
 from fxclone.models import create_model
 from fxclone.models.lfo import LFOModel
-from fxclone.models.lfo_fit import fit_lfo, refit_phase
+from fxclone.models.lfo_fit import fit_lfo
+from fxclone.models.phase import refit_phase
 
 SR = 16000
 

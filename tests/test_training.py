@@ -101,9 +101,7 @@ def test_per_window_esr_weighs_quiet_windows_like_loud_ones() -> None:
     ("knobs", "setting", "expected"),
     [(0, None, False), (1, None, False), (1, True, True), (0, True, True)],
 )
-def test_per_window_esr_only_when_asked(
-    knobs: int, setting: bool | None, expected: bool
-) -> None:
+def test_per_window_esr_only_when_asked(knobs: int, setting: bool | None, expected: bool) -> None:
     from fxclone.models.base import KnobSpec, Stage
     from fxclone.models.registry import create_model
     from fxclone.stage_module import lightning_module

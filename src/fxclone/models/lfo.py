@@ -25,7 +25,7 @@ and the gains by least squares, then refines everything by gradient descent on w
 known positions of the training stream (:mod:`fxclone.models.lfo_fit`). The splits of a
 dataset are rendered as one continuous stream each, so the oscillator's phase at the start of
 a split is the phase at the start of the render; where it is not (a recording that starts
-anywhere), :func:`fxclone.models.lfo_fit.refit_phase` fits the phase alone on a few seconds.
+anywhere), :func:`fxclone.models.phase.refit_phase` fits the phase alone on a few seconds.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@
 4. **Gains.** Given the sweeps, the dry tap, each voice's unrolled feedback echoes and the
    output gain's harmonics are a bilinear least-squares problem, started from its linear
    relaxation. The rate is searched within +-0.1 % with the gains solved at each point; the
-   fastest candidate that fits within twice the best error (at most 0.01 more) wins (a slower rate can
-   mimic a faster one with harmonics).
+   fastest candidate that fits within twice the best error (at most 0.01 more) wins (a slower
+   rate can mimic a faster one with harmonics).
 5. **Refinement.** Adam on every parameter, on windows spread over the whole stream at known
    positions, for ``fit_seconds`` of wall time, keeping the best on fixed probe windows.
 """
@@ -299,24 +299,3 @@ def refine(model: LFOModel, buffer: torch.Tensor, target: torch.Tensor, pad: int
                 best_esr, best = esr, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best)
     return best_esr
-
-
-@torch.no_grad()
-def refit_phase(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seconds: float = 2.0) -> float:
-    """Set the oscillator's phase alone to fit the first ``seconds`` of a mono stream (a
-    recording that starts at an unknown point of the cycle); returns the phase (rad)."""
-    n = min(dry.size, int(seconds * model.sample_rate))
-    pad = model.history
-    buffer = torch.from_numpy(np.concatenate([np.zeros(pad), dry[:n]]).astype(np.float32))
-    positions = torch.arange(pad, pad + n)
-    target = torch.from_numpy(wet[:n].astype(np.float32))
-    span, centre = 2.0 * math.pi, 0.0
-    for _ in range(4):  # a grid over the cycle, then finer grids around the best point
-        grid = centre + np.linspace(-span / 2, span / 2, 73)[:-1]
-        errors = []
-        for phase in grid:
-            model.phase.fill_(float(phase))
-            errors.append(float(_esr(model, buffer[None, None], positions, target, pad)))
-        centre, span = float(grid[int(np.argmin(errors))]), span / 24
-    model.phase.fill_(float(math.remainder(centre, 2.0 * math.pi)))
-    return float(model.phase)

@@ -22,6 +22,7 @@ from fxclone.models.mccool import (
     McCoolMLPConfig,
 )
 from fxclone.models.mulaw import MuLawConfig
+from fxclone.models.phaser import PhaserConfig
 from fxclone.models.rnn import RNNConfig
 from fxclone.models.tcn import TCNConfig
 from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
@@ -159,8 +160,22 @@ PRESETS: dict[str, Preset] = {
             "free-running oscillator driving 3 swept delay voices with feedback and an output"
             " gain: for tremolo, vibrato, chorus and flanger; rate and sweeps estimated from the"
             " wet signal, then refined on the training stream",
-            tiny={"voices": 2, "echoes": 2, "harmonics": 2, "max_delay_ms": 2.0,
-                  "fit_seconds": 0.5},
+            tiny={
+                "voices": 2,
+                "echoes": 2,
+                "harmonics": 2,
+                "max_delay_ms": 2.0,
+                "fit_seconds": 0.5,
+            },
+        ),
+        Preset(
+            "phaser",
+            "phaser",
+            PhaserConfig(),
+            "free-running oscillator sweeping 2-12 first-order all-pass stages with feedback,"
+            " mixed with the dry signal: for phasers; sweep, stages and gains read from"
+            " frame-wise all-pass fits of the wet signal",
+            tiny={"max_stages": 4, "harmonics": 2, "fit_seconds": 0.5},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

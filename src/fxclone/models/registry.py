@@ -24,6 +24,7 @@ from fxclone.models.mccool import (
     McCoolWindowLSTM,
 )
 from fxclone.models.mulaw import MuLawWaveNet
+from fxclone.models.phaser import PhaserModel
 from fxclone.models.presets import PRESETS, Preset
 from fxclone.models.resample import ResampledModel, resampling_factor
 from fxclone.models.rnn import RecurrentModel
@@ -35,6 +36,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     RecurrentModel.family: RecurrentModel,
     ImpulseResponse.family: ImpulseResponse,
     LFOModel.family: LFOModel,
+    PhaserModel.family: PhaserModel,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
