@@ -15,6 +15,11 @@ result is reported three ways:
 
     python benchmarks/modulation.py --out /tmp/modulation --threads 1
     python benchmarks/modulation.py --out /tmp/modulation --effects chorus,flanger
+    python benchmarks/modulation.py --out /tmp/modulation --effects mda-thruzero,mda-dubdelay
+
+The ``mda-*`` entries render the mda LV2 plugins at their default settings through
+``lv2file`` (``--command``, the left channel of their stereo output) and fit the oscillator
+model, or the impulse-response model to the delay and the ambience.
 """
 
 from __future__ import annotations
@@ -29,10 +34,19 @@ import numpy as np
 import torch
 from leaderboards import run
 
-EFFECTS = ("tremolo", "vibrato", "chorus", "flanger", "phaser")
-
-
-MODELS = {"phaser": "phaser"}  # the rest: the oscillator-driven delay model, "lfo"
+MDA = "lv2file -i {dry} -o {wet} http://drobilla.net/plugins/mda/"
+STEREO = ["--in-channels", "2", "--out-channel", "left"]
+# name: (render arguments, model, the effect's own rate in Hz where known)
+EFFECTS: dict[str, tuple[list[str], str, float | None]] = {
+    name: (["--effect", name], "phaser" if name == "phaser" else "lfo", None)
+    for name in ("tremolo", "vibrato", "chorus", "flanger", "phaser")
+} | {
+    # ThruZero's default rate knob 0.3: 10^(3 x 0.3 - 2) Hz (its source: a triangle sweep)
+    "mda-thruzero": (["--command", MDA + "ThruZero", *STEREO], "lfo", 10 ** (3 * 0.3 - 2)),
+    "mda-leslie": (["--command", MDA + "Leslie", *STEREO], "lfo", None),
+    "mda-dubdelay": (["--command", MDA + "DubDelay", *STEREO], "ir", None),
+    "mda-ambience": (["--command", MDA + "Ambience", *STEREO], "ir", None),
+}
 
 
 def depth_of(model, effect: str) -> float:
@@ -69,28 +83,39 @@ def score(folder: Path, effect: str) -> dict:
     with torch.no_grad():
         out = model(torch.from_numpy(dry)[None])[0].numpy()
     start = 2 * sr
-    refit_phase(model, dry[0], wet[0], seconds=2.0)
-    with torch.no_grad():
-        fitted = model(torch.from_numpy(dry)[None])[0].numpy()
-    knobs = {k.name: k.default for k in get_effect(effect).knobs}
-    return {
+    fitted = out
+    if model.free_running:
+        refit_phase(model, dry[0], wet[0], seconds=2.0)
+        with torch.no_grad():
+            fitted = model(torch.from_numpy(dry)[None])[0].numpy()
+    row = {
         "effect": effect,
+        "model": model.family,
         "esr": esr(wet, out),
         "esr_phase_fit": esr(wet[:, start:], fitted[:, start:]),
         "esr_dry": esr(wet, dry),
         "modulation_distance": modulation_distance(wet, out, sr),
         "modulation_distance_dry": modulation_distance(wet, dry, sr),
-        "rate": model.rate_hz,
-        "rate_knob": knobs["rate"],
-        "depth": depth_of(model, effect),
-        "depth_knob": knobs["depth"],
+        "rate": getattr(model, "rate_hz", None),
+        "rate_knob": EFFECTS[effect][2],
+        "depth": None,
+        "depth_knob": None,
     }
+    if EFFECTS[effect][0][0] == "--effect":
+        knobs = {k.name: k.default for k in get_effect(effect).knobs}
+        row |= {"rate_knob": knobs["rate"], "depth": depth_of(model, effect)}
+        row |= {"depth_knob": knobs["depth"]}
+    return row
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--effects", default=",".join(EFFECTS))
+    parser.add_argument("--effects", default=",".join(list(EFFECTS)[:5]), help=", ".join(EFFECTS))
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for fitting")
     args = parser.parse_args()
     if args.threads:
@@ -99,26 +124,28 @@ def main() -> None:
     for effect in args.effects.split(","):
         folder = (args.out / effect).resolve()
         folder.mkdir(parents=True, exist_ok=True)
+        render, model, _ = EFFECTS[effect]
         if not (folder / "data" / "wet").is_dir():
             run("generate", "data", cwd=folder, threads=args.threads)
-            run("render", "data", "--effect", effect, cwd=folder, threads=args.threads)
+            run("render", "data", *render, cwd=folder, threads=args.threads)
         if not (folder / "model.safetensors").exists():
             t0 = time.time()
-            model = MODELS.get(effect, "lfo")
-            run("train", "data", "--model", model, "--out", "model.safetensors", cwd=folder,
-                threads=args.threads)  # fmt: skip
+            # (the minutes are the ir model's fine-tuning; the others have no training stage)
+            run("train", "data", "--model", model, "--minutes", "1", "--out",
+                "model.safetensors", cwd=folder, threads=args.threads)  # fmt: skip
             (folder / "fit_seconds.txt").write_text(f"{time.time() - t0:.0f}")
         row = score(folder, effect) | {"fit_s": float((folder / "fit_seconds.txt").read_text())}
         (folder / "result.json").write_text(json.dumps(row, indent=1))
         rows.append(row)
     print(f"command: {' '.join(os.sys.argv)}")
-    print("| effect | test ESR | after phase fit | dry ESR | modulation distance (dry) "
-          "| rate Hz (knob) | depth (knob) | fit time s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("| effect | model | test ESR | after phase fit | dry ESR | modulation distance (dry) "
+          "| rate Hz (effect's) | depth (knob) | fit time s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['effect']} | {r['esr']:.3g} | {r['esr_phase_fit']:.3g} | {r['esr_dry']:.3g} "
-              f"| {r['modulation_distance']:.3g} ({r['modulation_distance_dry']:.3g}) "
-              f"| {r['rate']:.5g} ({r['rate_knob']:g}) | {r['depth']:.3g} ({r['depth_knob']:g}) "
+        print(f"| {r['effect']} | {r['model']} | {r['esr']:.3g} | {r['esr_phase_fit']:.3g} "
+              f"| {r['esr_dry']:.3g} | {r['modulation_distance']:.3g} "
+              f"({r['modulation_distance_dry']:.3g}) | {_num(r['rate'], 5)} "
+              f"({_num(r['rate_knob'])}) | {_num(r['depth'])} ({_num(r['depth_knob'])}) "
               f"| {r['fit_s']:.0f} |")  # fmt: skip
 
 
