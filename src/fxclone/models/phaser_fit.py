@@ -82,28 +82,29 @@ def _explained(times: np.ndarray, track: np.ndarray, rate: float) -> float:
     return float(np.sum((basis @ coef - track.mean()) ** 2))
 
 
-def fit_oscillator(
-    times: np.ndarray,
-    track: np.ndarray,
-    harmonics: int,
-    low_hz: float = 0.02,
-    high_hz: float = 12.0,
-) -> tuple[float, np.ndarray]:
-    """Rate (Hz) and ``[centre, cos 1, sin 1, cos 2, ...]`` of the sweep best explaining
-    ``track`` (log Hz at ``times``)."""
-    span = times[-1] - times[0]
-    # a scan fine enough to land within a tenth of a cycle over the stream, then finer ones
-    rates = np.exp(np.arange(math.log(low_hz), math.log(high_hz), 0.05 / max(span, 1) / 2))
-    rates = rates[rates < 0.45 / np.median(np.diff(times))]
-    scores = [_explained(times, track, r) for r in rates]
-    best = float(rates[int(np.argmax(scores))])
-    step = best * 0.05 / max(span * best, 1)
+def fit_rate(times: np.ndarray, track: np.ndarray, low_hz: float = 0.02,
+             high_hz: float = 12.0) -> float:  # fmt: skip
+    """The rate (Hz) of the sinusoid best explaining ``track`` (log Hz at ``times``): a
+    Lomb-Scargle periodogram on a grid fine enough to land within a tenth of a cycle over the
+    stream, then least-squares scans around its peak."""
+    span = max(times[-1] - times[0], 1.0)
+    high_hz = min(high_hz, 0.45 / float(np.median(np.diff(times))))
+    rates = np.exp(np.arange(math.log(low_hz), math.log(high_hz), 0.1 / span / high_hz))
+    power = signal.lombscargle(times, track - track.mean(), 2 * math.pi * rates)
+    best = float(rates[int(np.argmax(power))])
+    step = 0.05 / span
     for _ in range(4):
         grid = best + np.linspace(-2 * step, 2 * step, 21)
         best = float(grid[int(np.argmax([_explained(times, track, r) for r in grid]))])
         step /= 5
-    basis = _design(times, best, harmonics)
-    return best, np.linalg.lstsq(basis, track, rcond=None)[0]
+    return best
+
+
+def fit_sweep(times: np.ndarray, track: np.ndarray, rate: float, harmonics: int) -> np.ndarray:
+    """``[centre, cos 1, sin 1, cos 2, ...]`` of the sweep at ``rate`` best explaining
+    ``track``."""
+    basis = _design(times, rate, harmonics)
+    return np.linalg.lstsq(basis, track, rcond=None)[0]
 
 
 def _windows(total: int, hold: int, count: int, length: int, burn: int,
@@ -192,11 +193,14 @@ def fit_phaser(model: PhaserModel, dry: np.ndarray, wet: np.ndarray, seed: int =
     windows = _Windows(model, dry64, wet64, starts, length, burn)
     harmonics = model.sweep.shape[0]
     fits = []
+    rate: float | None = None
     with torch.no_grad():
         for stages in counts:
             times, track, residual = sweep_track(dry64, wet64, sr, stages, grid)
             keep = residual < np.quantile(residual, 0.7)
-            rate, coef = fit_oscillator(times[keep], track[keep], harmonics)
+            if rate is None:  # the rate does not depend on the stage count
+                rate = fit_rate(times[keep], track[keep])
+            coef = fit_sweep(times[keep], track[keep], rate, harmonics)
             model.stages.fill_(stages)
             model.log_rate.fill_(math.log(rate))
             model.phase.zero_()
@@ -217,5 +221,6 @@ def fit_phaser(model: PhaserModel, dry: np.ndarray, wet: np.ndarray, seed: int =
     # lower down about as well); the exact loop on the windows can.
     esr, chosen = min(fits, key=lambda f: f[0])
     model.load_state_dict(chosen)
-    _refine(windows, model, deadline)
+    # the refinement gets at least half the budget, however long the scans took
+    _refine(windows, model, max(deadline, time.monotonic() + 0.5 * model.config.fit_seconds))
     return windows.solve()
