@@ -23,6 +23,7 @@ from fxclone.models.mccool import (
 )
 from fxclone.models.mulaw import MuLawConfig
 from fxclone.models.phaser import PhaserConfig
+from fxclone.models.pitch import PitchConfig
 from fxclone.models.rnn import RNNConfig
 from fxclone.models.tcn import TCNConfig
 from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
@@ -176,6 +177,15 @@ PRESETS: dict[str, Preset] = {
             " mixed with the dry signal: for phasers; sweep, stages and gains read from"
             " frame-wise all-pass fits of the wet signal",
             tiny={"max_stages": 4, "harmonics": 2, "fit_seconds": 0.5},
+        ),
+        Preset(
+            "pitch",
+            "pitch",
+            PitchConfig(),
+            "streaming phase-vocoder pitch shifter (43-ms frames, 4x overlap) mixed with the"
+            " dry signal: ratio read from log-frequency spectra, delays from cross-correlation,"
+            " gains in closed form",
+            tiny={"frame_ms": 8.0, "max_delay_ms": 20.0},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

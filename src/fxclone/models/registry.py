@@ -25,6 +25,7 @@ from fxclone.models.mccool import (
 )
 from fxclone.models.mulaw import MuLawWaveNet
 from fxclone.models.phaser import PhaserModel
+from fxclone.models.pitch import PitchModel
 from fxclone.models.presets import PRESETS, Preset
 from fxclone.models.resample import ResampledModel, resampling_factor
 from fxclone.models.rnn import RecurrentModel
@@ -37,6 +38,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     ImpulseResponse.family: ImpulseResponse,
     LFOModel.family: LFOModel,
     PhaserModel.family: PhaserModel,
+    PitchModel.family: PitchModel,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
