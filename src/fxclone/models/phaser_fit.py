@@ -49,10 +49,12 @@ def sweep_track(dry: np.ndarray, wet: np.ndarray, sr: int, stages: int, grid: np
     xs, ws = dry[:n].reshape(count, frame), wet[:n].reshape(count, frame)
     xx, ww, wx = (xs * xs).sum(1), (ws * ws).sum(1), (ws * xs).sum(1)
     residual = np.empty((grid.size, count))
+    lifted = dry + 1e-12  # keeps the filters' states out of denormal range in silences
     for i, log_f in enumerate(grid):
-        v = signal.sosfilt(cascade_sections(math.exp(log_f), stages, sr), dry)[:n]
+        v = signal.sosfilt(cascade_sections(math.exp(log_f), stages, sr), lifted)[:n]
         vs = v.reshape(count, frame)
-        vv, xv, wv = (vs * vs).sum(1), (xs * vs).sum(1), (ws * vs).sum(1)
+        vv, xv = np.einsum("ij,ij->i", vs, vs), np.einsum("ij,ij->i", xs, vs)
+        wv = np.einsum("ij,ij->i", ws, vs)
         det = np.maximum(xx * vv - xv**2, 1e-30)
         explained = (vv * wx**2 - 2 * xv * wx * wv + xx * wv**2) / det
         residual[i] = 1.0 - explained / np.maximum(ww, 1e-30)
@@ -167,13 +169,13 @@ def _refine(windows: _Windows, model: PhaserModel, deadline: float) -> None:
     least, best, last = math.inf, model.state_dict(), math.inf
     while time.monotonic() < deadline:
         before = {k: v.clone() for k, v in model.state_dict().items()}
-        loss = float(opt.step(closure))  # the loss of the parameters before this step
+        loss = float(opt.step(closure).detach())  # the loss before this step
         if loss < least:
             least, best = loss, before
         if not loss < last * (1 - 1e-3):
             break
         last = loss
-    if not float(closure()) < least:  # the last step made things worse (or not finite)
+    if not float(closure().detach()) < least:  # the last step made things worse (or not finite)
         model.load_state_dict(best)
 
 
@@ -193,13 +195,11 @@ def fit_phaser(model: PhaserModel, dry: np.ndarray, wet: np.ndarray, seed: int =
     windows = _Windows(model, dry64, wet64, starts, length, burn)
     harmonics = model.sweep.shape[0]
     fits = []
-    rate: float | None = None
     with torch.no_grad():
         for stages in counts:
             times, track, residual = sweep_track(dry64, wet64, sr, stages, grid)
             keep = residual < np.quantile(residual, 0.7)
-            if rate is None:  # the rate does not depend on the stage count
-                rate = fit_rate(times[keep], track[keep])
+            rate = fit_rate(times[keep], track[keep])  # a poor count's track can mislead it
             coef = fit_sweep(times[keep], track[keep], rate, harmonics)
             model.stages.fill_(stages)
             model.log_rate.fill_(math.log(rate))
