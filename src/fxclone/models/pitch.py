@@ -10,9 +10,9 @@ makes. This model holds the structure pitch shifters share:
 * each bin moved to ``ratio`` times its frequency (magnitudes landing in one bin add up, their
   frequencies averaged by magnitude) and resynthesised with phases accumulated from those
   frequencies, then windowed and overlap-added;
-* the shifted voice delayed by the analysis (``n_fft`` samples) plus a fitted ``delay``, the
-  dry signal by its own fitted ``dry_delay``, and the two mixed by ``wet_gain`` and
-  ``dry_gain``.
+* ``voices`` shifted voices (an octaver's octave down and up), each at its own ratio and gain
+  (``wet_gain``), delayed by the analysis (``n_fft`` samples) plus a fitted ``delay``, and
+  the dry signal by its own fitted ``dry_delay`` and gain.
 
 Frames sit at fixed positions of the stream (frame ``m`` reads samples ``(m + 1) hop - n_fft``
 to ``(m + 1) hop - 1``), and every state the vocoder carries (the samples of the frame being
@@ -43,11 +43,13 @@ from fxclone.models.base import EffectModel, Stage, State, config_from_dict
 @dataclass(frozen=True)
 class PitchConfig:
     """Analysis frame (ms; rounded to a power-of-two number of samples), frames per frame
-    length, and the longest delay (ms) the fit may give either path."""
+    length, the longest delay (ms) the fit may give either path, and how many shifted voices
+    (an octaver's down and up) the model holds."""
 
     frame_ms: float = 43.0
     overlap: int = 4
     max_delay_ms: float = 250.0
+    voices: int = 2
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.frame_ms <= 500.0:
@@ -56,6 +58,8 @@ class PitchConfig:
             raise ValueError(f"overlap must be 2, 4, 8 or 16, not {self.overlap}")
         if not 0.0 <= self.max_delay_ms <= 2000.0:
             raise ValueError(f"max_delay_ms must be in [0, 2000], not {self.max_delay_ms}")
+        if not 1 <= self.voices <= 8:
+            raise ValueError(f"voices must be in 1..8, not {self.voices}")
 
     @classmethod
     def from_dict(cls, data: dict) -> PitchConfig:
@@ -77,9 +81,9 @@ class PitchModel(EffectModel):
             )
         self.n_fft = 2 ** max(3, round(math.log2(config.frame_ms * 1e-3 * self.sample_rate)))
         self.hop = self.n_fft // config.overlap
-        self.log_ratio = nn.Parameter(torch.tensor(0.0))  # ln(ratio)
+        self.log_ratio = nn.Parameter(torch.zeros(config.voices))  # ln(ratio) per voice
         self.dry_gain = nn.Parameter(torch.tensor(0.0))
-        self.wet_gain = nn.Parameter(torch.tensor(1.0))
+        self.wet_gain = nn.Parameter(torch.eye(1, config.voices)[0])
         self.delay: Tensor
         self.dry_delay: Tensor
         self.register_buffer("delay", torch.tensor(0))  # samples beyond the analysis frame
@@ -97,7 +101,9 @@ class PitchModel(EffectModel):
 
     @property
     def ratio(self) -> float:
-        return float(torch.exp(self.log_ratio.detach()))
+        """The loudest voice's pitch ratio."""
+        loudest = int(torch.argmax(self.wet_gain.detach().abs()))
+        return float(torch.exp(self.log_ratio.detach()[loudest]))
 
     def training_stages(self) -> tuple[Stage, ...]:
         return ()  # fitted in closed form by fit_closed_form
@@ -108,7 +114,7 @@ class PitchModel(EffectModel):
         return (
             zeros(rows, self.n_fft - self.hop, dtype=torch.float64),  # frame being filled
             zeros(rows, bins, dtype=torch.float64),  # last analysis phases
-            zeros(rows, bins, dtype=torch.float64),  # synthesis phases
+            zeros(rows, self.config.voices, bins, dtype=torch.float64),  # synthesis phases
             zeros(rows, self.n_fft - self.hop, dtype=torch.float64),  # overlap-add tail
             zeros(rows, 0, dtype=torch.float64),  # finished samples not yet due
             zeros(rows, self.max_delay, dtype=torch.float64),  # dry history
@@ -117,9 +123,10 @@ class PitchModel(EffectModel):
 
     def shift_frames(self, frames: Tensor, last: Tensor, psi: Tensor) -> tuple[Tensor, Tensor,
                                                                               Tensor]:  # fmt: skip
-        """Pitch-shift windowed frames ``(R, M, n_fft)`` given the phases of the frame before
-        (``last``) and the synthesis phases so far (``psi``), both ``(R, bins)``; returns the
-        synthesised frames (windowed again) and the new ``last`` and ``psi``."""
+        """Pitch-shift frames ``(R, M, n_fft)`` given the phases of the frame before (``last``,
+        ``(R, bins)``) and each voice's synthesis phases so far (``psi``, ``(R, voices,
+        bins)``); returns the synthesised frames (all voices, with their gains, windowed
+        again) and the new ``last`` and ``psi``."""
         n, hop = self.n_fft, self.hop
         spectrum = torch.fft.rfft(frames * self.window, dim=-1)
         magnitude, phase = spectrum.abs(), spectrum.angle()
@@ -129,19 +136,22 @@ class PitchModel(EffectModel):
         deviation = phase - previous - advance * bins
         deviation = deviation - 2.0 * math.pi * torch.round(deviation / (2.0 * math.pi))
         frequency = bins + deviation / advance  # in bins
-        ratio = torch.exp(self.log_ratio.detach().double())
-        target = torch.round(bins * ratio).long()
-        keep = (target < bins.numel()).double()
-        target = target.clamp(max=bins.numel() - 1).expand_as(magnitude)
-        moved = torch.zeros_like(magnitude).scatter_add_(-1, target, magnitude * keep)
-        weighted = torch.zeros_like(magnitude).scatter_add_(
-            -1, target, magnitude * keep * frequency
-        )
-        new_frequency = torch.where(moved > 0, ratio * weighted / moved.clamp_min(1e-300), bins)
-        phases = psi[:, None] + torch.cumsum(advance * new_frequency, 1)
-        phases = torch.remainder(phases, 2.0 * math.pi)
-        out = torch.fft.irfft(torch.polar(moved, phases), n=n, dim=-1) * self.window / self.norm
-        return out, phase[:, -1], phases[:, -1]
+        total = torch.zeros_like(spectrum)
+        ends = []
+        for voice in range(self.log_ratio.numel()):
+            ratio = torch.exp(self.log_ratio.detach()[voice].double())
+            target = torch.round(bins * ratio).long()
+            share = magnitude * (target < bins.numel()).double()
+            target = target.clamp(max=bins.numel() - 1).expand_as(magnitude)
+            moved = torch.zeros_like(magnitude).scatter_add_(-1, target, share)
+            weighted = torch.zeros_like(magnitude).scatter_add_(-1, target, share * frequency)
+            heard = torch.where(moved > 0, ratio * weighted / moved.clamp_min(1e-300), bins)
+            phases = psi[:, voice, None] + torch.cumsum(advance * heard, 1)
+            phases = torch.remainder(phases, 2.0 * math.pi)
+            total = total + torch.polar(moved * self.wet_gain[voice].double(), phases)
+            ends.append(phases[:, -1])
+        out = torch.fft.irfft(total, n=n, dim=-1) * self.window / self.norm
+        return out, phase[:, -1], torch.stack(ends, 1)
 
     def step(self, x: Tensor, knobs: Tensor, state: State) -> tuple[Tensor, State]:
         filling, last, psi, tail, ready, dry_history, seen = state
@@ -181,7 +191,7 @@ class PitchModel(EffectModel):
         d = int(self.dry_delay)
         total = history.shape[1]
         delayed = history[:, total - count - d : total - d]
-        y = self.dry_gain.double() * delayed + self.wet_gain.double() * shifted
+        y = self.dry_gain.double() * delayed + shifted
         state = (filling, last, psi, tail, ready, history[:, total - self.max_delay :],
                  seen + count)  # fmt: skip
         return y.reshape(b, c, count).to(x.dtype), state

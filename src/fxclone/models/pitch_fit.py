@@ -7,14 +7,14 @@
    against dry peaks where the wet signal's partials sit ``ratio`` times above the dry ones.
    Taken over its running median (harmonic spectra resemble themselves a little at every
    small shift; a pitch shift lines up every partial at one), the peak within a quarter tone
-   of zero is the dry signal mixed in; the strongest other peak, refined between points, is
-   the ratio.
+   of zero is the dry signal mixed in; the strongest other peaks (one per voice, each at
+   least a quarter of the strongest), refined between points, are the ratios.
 2. **Delays.** The dry path's delay is the peak of the wet-dry waveform cross-correlation;
    the shifted voice's (beyond the analysis frame) the peak of the cross-correlation of
    short-time energy envelopes of the model's shifted voice and what the dry path leaves.
 3. **Gains.** The dry gain by least squares (the dry path is coherent with the wet); the
-   shifted voice cannot be phase-coherent with another vocoder's, so its gain matches the
-   energy the dry path leaves.
+   shifted voices cannot be phase-coherent with another vocoder's, so their gains match the
+   power the dry path leaves, bin by bin of short-time spectra (non-negative least squares).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 import torch
-from scipy import signal
+from scipy import optimize, signal
 
 from fxclone.models.pitch import PitchModel
 
@@ -47,8 +47,10 @@ def _log_axis(x: np.ndarray, sr: int, n: int, starts: np.ndarray) -> np.ndarray:
     return on_grid - smooth
 
 
-def fit_ratio(dry: np.ndarray, wet: np.ndarray, sr: int, seed: int = 0) -> float:
-    """The pitch ratio that best maps the dry signal's partials onto the wet signal's."""
+def fit_ratios(dry: np.ndarray, wet: np.ndarray, sr: int, count: int, seed: int = 0) -> list[float]:
+    """Up to ``count`` pitch ratios mapping the dry signal's partials onto the wet signal's,
+    strongest first; a further ratio is kept only where its peak is at least a quarter of the
+    strongest one's and a quarter tone from the others."""
     rng = np.random.default_rng(seed)
     n = 2 ** round(math.log2(_FRAME_S * sr))
     starts = rng.integers(0, max(dry.size - n, 1), 400)
@@ -63,13 +65,26 @@ def fit_ratio(dry: np.ndarray, wet: np.ndarray, sr: int, seed: int = 0) -> float
     # every small shift, a pitch shift lines up every partial at one
     values = values - signal.medfilt(values, 201)
     values[np.abs(lags) < _DRY_ZONE_CENTS] = -np.inf
-    best = int(np.argmax(values))
-    shift = float(lags[best])
-    if 0 < best < lags.size - 1 and np.isfinite(values[best - 1]) and np.isfinite(values[best + 1]):
-        a, b, c = values[best - 1], values[best], values[best + 1]
-        if a - 2 * b + c < 0:
-            shift += 0.5 * (a - c) / (a - 2 * b + c)
-    return math.exp(shift * _CENT)
+    ratios: list[float] = []
+    strongest = float(np.max(values))
+    while len(ratios) < count:
+        best = int(np.argmax(values))
+        if not values[best] > 0.25 * strongest:
+            break
+        shift = float(lags[best])
+        if 0 < best < lags.size - 1:
+            a, b, c = values[best - 1], values[best], values[best + 1]
+            if np.isfinite(a) and np.isfinite(c) and a - 2 * b + c < 0:
+                shift += 0.5 * (a - c) / (a - 2 * b + c)
+        ratios.append(math.exp(shift * _CENT))
+        values[np.abs(lags - lags[best]) < _DRY_ZONE_CENTS] = -np.inf
+    return ratios
+
+
+def _power(x: np.ndarray, n: int) -> np.ndarray:
+    """Short-time power spectra of ``x`` (Hann frames of ``n``, hop ``n / 2``), flattened."""
+    frames = np.lib.stride_tricks.sliding_window_view(x, n)[:: n // 2] * np.hanning(n)
+    return (np.abs(np.fft.rfft(frames, axis=1)) ** 2).ravel()
 
 
 def _xcorr_peak(a: np.ndarray, b: np.ndarray, max_lag: int) -> int:
@@ -87,11 +102,14 @@ def _envelope(x: np.ndarray, hop: int) -> np.ndarray:
 
 @torch.no_grad()
 def fit_pitch(model: PitchModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) -> float:
-    """Fit ``model`` in place to mono ``dry``/``wet`` streams; returns the fitted ratio."""
+    """Fit ``model`` in place to mono ``dry``/``wet`` streams; returns the loudest voice's
+    ratio."""
     sr = model.sample_rate
     dry64, wet64 = dry.astype(np.float64), wet.astype(np.float64)
-    ratio = fit_ratio(dry64, wet64, sr, seed)
-    model.log_ratio.fill_(math.log(ratio))
+    voices = model.log_ratio.numel()
+    ratios = fit_ratios(dry64, wet64, sr, voices, seed) or [1.0]
+    model.log_ratio.zero_()
+    model.log_ratio[: len(ratios)] = torch.log(torch.tensor(ratios))
 
     span = min(dry64.size, 60 * sr)  # delays and gains from (at most) the first minute
     d, w = dry64[:span], wet64[:span]
@@ -100,16 +118,28 @@ def fit_pitch(model: PitchModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0
     gain = float(np.dot(w, delayed) / max(np.dot(delayed, delayed), 1e-30))
     rest = w - gain * delayed
 
+    # each voice alone, at unit gain and no delay beyond the frame
     model.delay.fill_(0)
     model.dry_gain.fill_(0.0)
-    model.wet_gain.fill_(1.0)
-    voice = model(torch.from_numpy(d.astype(np.float32))[None, None])[0, 0].double().numpy()
+    alone = []
+    for voice in range(len(ratios)):
+        model.wet_gain.zero_()
+        model.wet_gain[voice] = 1.0
+        out = model(torch.from_numpy(d.astype(np.float32))[None, None])[0, 0]
+        alone.append(out.double().numpy())
     hop = max(1, sr // 1000)  # 1-ms energy frames
-    frames = _xcorr_peak(_envelope(rest, hop), _envelope(voice, hop), model.max_delay // hop)
+    frames = _xcorr_peak(_envelope(rest, hop), _envelope(alone[0], hop), model.max_delay // hop)
     extra = frames * hop
     model.delay.fill_(extra)
     model.dry_delay.fill_(dry_lag)
     model.dry_gain.fill_(gain)
-    voice = np.concatenate([np.zeros(extra), voice[: span - extra]])
-    model.wet_gain.fill_(math.sqrt(float(np.sum(rest**2)) / max(float(np.sum(voice**2)), 1e-30)))
-    return ratio
+    # Another vocoder's voices cannot be phase-coherent with these: their gains match the
+    # power the dry path leaves, bin by bin (non-negative least squares on power spectra).
+    n = 2 ** round(math.log2(0.043 * sr))
+    shifted = [np.concatenate([np.zeros(extra), a[: span - extra]]) for a in alone]
+    basis = np.stack([_power(a, n) for a in shifted], 1)
+    scale = float(basis.max()) or 1.0
+    squares = optimize.nnls(basis / scale, _power(rest, n) / scale)[0]
+    model.wet_gain.zero_()
+    model.wet_gain[: len(ratios)] = torch.from_numpy(np.sqrt(squares))
+    return model.ratio
