@@ -21,9 +21,6 @@
    relaxation. The rate is searched within +-0.1 % with the gains solved at each point; the
    fastest candidate that fits within twice the best error (at most 0.01 more) wins (a slower
    rate can mimic a faster one with harmonics).
-   If no candidate fits (ESR over 0.05), steps 1-4 run again on both signals whitened by one
-   linear-prediction filter, which moves no delayed path but sharpens each path's peak where
-   bass-heavy material blurs it.
 5. **Refinement.** Adam on every parameter, on windows spread over the whole stream at known
    positions, for ``fit_seconds`` of wall time, keeping the best on fixed probe windows.
 """
@@ -35,9 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import scipy.fft
 import torch
-from scipy import linalg, signal
 
 from fxclone.models.lfo import LFOModel, read_delayed
 from fxclone.models.lfo_frames import (
@@ -146,19 +141,6 @@ def _polish_rate(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
     solve_gains(model, buffer, positions, target, pad, active)
 
 
-def whitening_filter(x: np.ndarray, order: int = 16) -> np.ndarray:
-    """FIR coefficients that flatten ``x``'s spectrum (linear prediction error filter, from
-    the autocorrelation of the whole stream, slightly regularised)."""
-    size = scipy.fft.next_fast_len(2 * x.size, real=True)
-    spectrum = np.abs(scipy.fft.rfft(x, size)) ** 2
-    auto = scipy.fft.irfft(spectrum, size)[: order + 1]
-    if not auto[0] > 0:
-        return np.array([1.0])
-    auto[0] *= 1.0 + 1e-3
-    predictor = linalg.solve_toeplitz(auto[:order], auto[1 : order + 1])
-    return np.concatenate([[1.0], -predictor])
-
-
 def _windows(total: int, history: int, count: int, length: int, rng: np.random.Generator):
     starts = rng.integers(history, max(history + 1, total - length), count)
     return torch.from_numpy(np.concatenate([np.arange(s, s + length) for s in starts]))
@@ -228,62 +210,14 @@ def _esr(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
     return torch.sum((y - target) ** 2) / torch.sum(target**2).clamp_min(1e-12)
 
 
-@torch.no_grad()
-def _fit_candidate(
-    model: LFOModel,
-    rate: float,
-    dry: np.ndarray,
-    wet: np.ndarray,
-    buffer: torch.Tensor,
-    target_all: torch.Tensor,
-    probe: torch.Tensor,
-    search: torch.Tensor,
-) -> tuple[float, float, dict[str, torch.Tensor]]:
-    """Voices, gains and a polished rate for one rate candidate (steps 3 and 4); returns the
-    ESR on the probe windows, the rate and the parameters."""
-    sr, pad = model.sample_rate, model.history
-    max_lag = int(min(model.max_delay, dry.size // 4))
-    model.log_rate.fill_(math.log(rate))
-    model.phase.zero_()
-    model.feedback.zero_()
-    model.delay_shape.zero_()
-    # frames of an eighth of a cycle follow the sweep (at most 85 ms, at least 5 ms)
-    frame_s = min(0.085, max(0.005, 0.125 / rate))
-    sweep_frames = frame_correlation(dry, wet, sr, max_lag, frame_s)
-    times_v, _, p_v, valid_v = sweep_frames
-    voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
-    if voices:  # the strongest sweep pins the rate down; the voices again at it
-        rate = sharpen_rate(times_v, p_v, valid_v, rate, voices[0], sr)
-        model.log_rate.fill_(math.log(rate))
-        voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
-    for i in range(model.voice_gain.numel()):
-        centre, depth, phase, _ = voices[i] if i < len(voices) else (1.0, 0.0, 0.0, 0)
-        model.delay_ms[i] = centre / sr * 1e3
-        model.depth_ms[i] = depth / sr * 1e3
-        model.voice_phase[i] = phase
-    # each voice is placed against what the dry path and the voices before it leave
-    y = target_all[search]
-    for i in range(len(voices)):
-        _polish_voice(model, i, buffer, search, _residual(model, buffer, search, y, i))
-    # Voices join one at a time while each cuts the error clearly: a delayed read of
-    # correlated material always explains a little (a tremolo has no voice at all).
-    active: list[int] = []
-    error = _solved_esr(model, buffer, search, target_all[search], pad, active)
-    for i in range(len(voices)):
-        trial = _polish_with(model, buffer, search, target_all[search], pad, active, i)
-        if trial < 0.8 * error and error - trial > 1e-5:
-            active, error = [*active, i], trial
-    _polish_rate(model, buffer, search, target_all[search], pad, active)
-    esr = float(_esr(model, buffer, probe, target_all[probe], pad))
-    return esr, rate, {k: v.clone() for k, v in model.state_dict().items()}
-
-
 def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) -> float:
     """Fit ``model`` in place to mono float ``dry``/``wet`` streams; returns its ESR on
     windows of the stream."""
     sr = model.sample_rate
     max_lag = int(min(model.max_delay, dry.size // 4))
     dry64, wet64 = dry.astype(np.float64), wet.astype(np.float64)
+    times, r, p, valid = frame_correlation(dry64, wet64, sr, max_lag)
+    own = frame_correlation(dry64, dry64, sr, max_lag)[1]
     pad = model.history
     buffer = torch.from_numpy(np.concatenate([np.zeros(pad), dry]).astype(np.float32))[None, None]
     target_all = torch.from_numpy(np.concatenate([np.zeros(pad), wet]).astype(np.float32))
@@ -291,24 +225,41 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
     probe = _windows(buffer.shape[-1], pad, 64, 1024, rng)  # scores the candidates
     search = _windows(buffer.shape[-1], pad, 32, 512, rng)  # (a quarter of the work)
     fits: list[tuple[float, float, dict[str, torch.Tensor]]] = []
-    # The frames read the signals as they are, then, if no candidate fits, whitened by one
-    # filter (which moves no delayed path): on bass-heavy material each path's peak is blurred.
-    for whitened in (False, True):
-        dry_v, wet_v = dry64, wet64
-        if whitened:
-            if min(e for e, _, _ in fits) <= 0.05:
-                break
-            whiten = whitening_filter(dry64)
-            dry_v, wet_v = (
-                signal.lfilter(whiten, [1.0], dry64),
-                signal.lfilter(whiten, [1.0], wet64),
-            )
-        times, r, p, valid = frame_correlation(dry_v, wet_v, sr, max_lag)
-        own = frame_correlation(dry_v, dry_v, sr, max_lag)[1]
+    with torch.no_grad():
         for rate in rate_candidates(times, r, p, valid, own):
-            fits.append(
-                _fit_candidate(model, rate, dry_v, wet_v, buffer, target_all, probe, search)
-            )
+            model.log_rate.fill_(math.log(rate))
+            model.phase.zero_()
+            model.feedback.zero_()
+            model.delay_shape.zero_()
+            # frames of an eighth of a cycle follow the sweep (at most 85 ms, at least 5 ms)
+            frame_s = min(0.085, max(0.005, 0.125 / rate))
+            sweep_frames = frame_correlation(dry64, wet64, sr, max_lag, frame_s)
+            times_v, _, p_v, valid_v = sweep_frames
+            voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
+            if voices:  # the strongest sweep pins the rate down; the voices again at it
+                rate = sharpen_rate(times_v, p_v, valid_v, rate, voices[0], sr)
+                model.log_rate.fill_(math.log(rate))
+                voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
+            for i in range(model.voice_gain.numel()):
+                centre, depth, phase, _ = voices[i] if i < len(voices) else (1.0, 0.0, 0.0, 0)
+                model.delay_ms[i] = centre / sr * 1e3
+                model.depth_ms[i] = depth / sr * 1e3
+                model.voice_phase[i] = phase
+            # each voice is placed against what the dry path and the voices before it leave
+            y = target_all[search]
+            for i in range(len(voices)):
+                _polish_voice(model, i, buffer, search, _residual(model, buffer, search, y, i))
+            # Voices join one at a time while each cuts the error clearly: a delayed read of
+            # correlated material always explains a little (a tremolo has no voice at all).
+            active: list[int] = []
+            error = _solved_esr(model, buffer, search, target_all[search], pad, active)
+            for i in range(len(voices)):
+                trial = _polish_with(model, buffer, search, target_all[search], pad, active, i)
+                if trial < 0.8 * error and error - trial > 1e-5:
+                    active, error = [*active, i], trial
+            _polish_rate(model, buffer, search, target_all[search], pad, active)
+            esr = float(_esr(model, buffer, probe, target_all[probe], pad))
+            fits.append((esr, rate, {k: v.clone() for k, v in model.state_dict().items()}))
 
     # The fastest rate that fits about as well as the best: a slower one can mimic it with
     # harmonics, never the other way round. "About as well" is twice the error while that is
