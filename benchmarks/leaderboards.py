@@ -19,6 +19,7 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 # effect: (render knobs, generate options)
@@ -41,6 +42,19 @@ def run(*args: str, cwd: Path, threads: int | None) -> None:
         sys.exit(f"fxclone {' '.join(args)} failed in {cwd}")
 
 
+def prepare(
+    folder: Path, render: list[str], threads: int | None, generate: Sequence[str] = ()
+) -> Path:
+    """``folder`` (made if absent, resolved) holding ``data``: the default dataset generated
+    with ``generate`` options and rendered with ``render`` arguments, unless already there."""
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "data" / "wet").is_dir():
+        run("generate", "data", *generate, cwd=folder, threads=threads)
+        run("render", "data", *render, cwd=folder, threads=threads)
+    return folder
+
+
 def main() -> None:
     from fxclone.models.registry import PRESETS
 
@@ -56,12 +70,8 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     for effect in args.effects.split(","):
-        folder = (args.out / effect).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
         knobs, options = EFFECTS[effect]
-        if not (folder / "data" / "wet").is_dir():
-            run("generate", "data", *options, cwd=folder, threads=args.threads)
-            run("render", "data", "--effect", effect, *knobs, cwd=folder, threads=args.threads)
+        folder = prepare(args.out / effect, ["--effect", effect, *knobs], args.threads, options)
         run("compare", "data", "--models", args.models, "--minutes", str(args.minutes),
             "--max-eval-minutes", str(args.max_eval_minutes), "--out", "board", cwd=folder,
             threads=args.threads)  # fmt: skip

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from leaderboards import run
+from leaderboards import prepare, run
 
 # name: (effect, render knobs)
 EFFECTS = {
@@ -41,11 +41,7 @@ def main() -> None:
     rows = []
     for name in args.effects.split(","):
         effect, knobs = EFFECTS[name]
-        folder = (args.out / name).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "data" / "wet").is_dir():
-            run("generate", "data", cwd=folder, threads=args.threads)
-            run("render", "data", "--effect", effect, *knobs, cwd=folder, threads=args.threads)
+        folder = prepare(args.out / name, ["--effect", effect, *knobs], args.threads)
         run("compare", "data", "--models", args.models, "--minutes", str(args.minutes),
             "--out", "board", cwd=folder, threads=args.threads)  # fmt: skip
         board = json.loads((folder / "board" / "leaderboard.json").read_text())

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from leaderboards import run
+from leaderboards import prepare, run
 
 MDA = "lv2file -i {dry} -o {wet} http://drobilla.net/plugins/mda/"
 STEREO = ["--in-channels", "2", "--out-channel", "left"]
@@ -122,12 +122,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = []
     for effect in args.effects.split(","):
-        folder = (args.out / effect).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
         render, model, _ = EFFECTS[effect]
-        if not (folder / "data" / "wet").is_dir():
-            run("generate", "data", cwd=folder, threads=args.threads)
-            run("render", "data", *render, cwd=folder, threads=args.threads)
+        folder = prepare(args.out / effect, render, args.threads)
         if not (folder / "model.safetensors").exists():
             t0 = time.time()
             # (the minutes are the ir model's fine-tuning; the others have no training stage)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from leaderboards import run
+from leaderboards import prepare, run
 
 EFFECTS = ("pitch", "octave")
 BASELINES = ("wavenet-standard", "lstm")
@@ -90,11 +90,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     results = []
     for effect in args.effects.split(","):
-        folder = (args.out / effect).resolve()
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "data" / "wet").is_dir():
-            run("generate", "data", cwd=folder, threads=args.threads)
-            run("render", "data", "--effect", effect, cwd=folder, threads=args.threads)
+        folder = prepare(args.out / effect, ["--effect", effect], args.threads)
         times = (
             json.loads((folder / "times.json").read_text())
             if (folder / "times.json").exists()
