@@ -14,19 +14,13 @@ from fxclone.models import create_model
 from fxclone.models.lfo import LFOModel
 from fxclone.models.lfo_fit import fit_lfo
 from fxclone.models.phase import refit_phase
+from noise import bursts
 
 SR = 16000
 
 
-@functools.cache
 def _material(seconds: float, seed: int) -> np.ndarray:
-    """Noise in bursts of random level and colour (broadband, so every delay shows)."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    x = rng.standard_normal(n)
-    x = x + 0.9 * np.concatenate([[0.0], x[:-1]]) * rng.choice([-1.0, 1.0])
-    level = np.repeat(10 ** rng.uniform(-1.5, 0, n // 800 + 1), 800)[:n]
-    return (0.2 * x * level).astype(np.float32)
+    return bursts(seconds, seed, SR)
 
 
 def _render(effect: str, dry: np.ndarray, **knobs: float) -> np.ndarray:

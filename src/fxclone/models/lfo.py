@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fxclone.models.base import EffectModel, Stage, State, config_from_dict
+from fxclone.models.base import State, config_from_dict
+from fxclone.models.closed_form import OscillatorModel
 
 
 @dataclass(frozen=True)
@@ -82,18 +83,14 @@ def harmonic_series(
     return total
 
 
-class LFOModel(EffectModel):
+class LFOModel(OscillatorModel):
     """An oscillator-driven multi-tap delay with feedback and a modulated output gain."""
 
     family = "lfo"
     config_class = LFOConfig
-    takes_knobs = False
-    free_running = True
 
     def __init__(self, config: LFOConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        if self.n_knobs:
-            raise ValueError("the LFO model is not knob-conditioned; capture one setting at a time")
         v, h = config.voices, config.harmonics
         self.log_rate = nn.Parameter(torch.tensor(math.log(1.0)))
         self.phase = nn.Parameter(torch.tensor(0.0))
@@ -112,13 +109,6 @@ class LFOModel(EffectModel):
     @property
     def receptive_field(self) -> int:
         return self.history + 1
-
-    @property
-    def rate_hz(self) -> float:
-        return float(torch.exp(self.log_rate.detach()))
-
-    def training_stages(self) -> tuple[Stage, ...]:
-        return ()  # fitted on the whole training stream by fit_closed_form
 
     def init_state(self, batch_size: int) -> State:
         history = self.dry_gain.new_zeros(batch_size, self.channels, self.history)
@@ -189,9 +179,7 @@ class LFOModel(EffectModel):
         continuous stream (its items in order), see :mod:`fxclone.models.lfo_fit`."""
         from fxclone.models.lfo_fit import fit_lfo
 
-        dry = np.concatenate([d for d, _, _ in items], axis=1).mean(axis=0)
-        wet = np.concatenate([w for _, w, _ in items], axis=1).mean(axis=0)
-        fit_lfo(self, dry, wet)
+        fit_lfo(self, *self.mono_stream(items))
 
 
 def read_delayed(buffer: Tensor, positions: Tensor, delay: Tensor) -> Tensor:

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fxclone.models.base import EffectModel, Stage, State, config_from_dict
+from fxclone.models.base import State, config_from_dict
+from fxclone.models.closed_form import OscillatorModel
 from fxclone.models.lfo import harmonic_series
 
 
@@ -61,20 +62,14 @@ class PhaserConfig:
         return config_from_dict(cls, data, "phaser config")
 
 
-class PhaserModel(EffectModel):
+class PhaserModel(OscillatorModel):
     """An oscillator-swept all-pass cascade with feedback, mixed with the dry signal."""
 
     family = "phaser"
     config_class = PhaserConfig
-    takes_knobs = False
-    free_running = True
 
     def __init__(self, config: PhaserConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        if self.n_knobs:
-            raise ValueError(
-                "the phaser model is not knob-conditioned; capture one setting at a time"
-            )
         self.log_rate = nn.Parameter(torch.tensor(math.log(0.5)))
         self.phase = nn.Parameter(torch.tensor(0.0))
         self.centre = nn.Parameter(torch.tensor(math.log(600.0)))  # log Hz
@@ -92,13 +87,6 @@ class PhaserModel(EffectModel):
     @property
     def receptive_field(self) -> int:
         return int(0.5 * self.sample_rate)  # an IIR loop: its memory, in practice
-
-    @property
-    def rate_hz(self) -> float:
-        return float(torch.exp(self.log_rate.detach()))
-
-    def training_stages(self) -> tuple[Stage, ...]:
-        return ()  # fitted on the whole training stream by fit_closed_form
 
     def init_state(self, batch_size: int) -> State:
         state = torch.zeros(batch_size * self.channels, self.size, dtype=torch.float64)
@@ -227,6 +215,4 @@ class PhaserModel(EffectModel):
         :mod:`fxclone.models.phaser_fit`."""
         from fxclone.models.phaser_fit import fit_phaser
 
-        dry = np.concatenate([d for d, _, _ in items], axis=1).mean(axis=0)
-        wet = np.concatenate([w for _, w, _ in items], axis=1).mean(axis=0)
-        fit_phaser(self, dry, wet)
+        fit_phaser(self, *self.mono_stream(items))

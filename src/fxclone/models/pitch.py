@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fxclone.models.base import EffectModel, Stage, State, config_from_dict
+from fxclone.models.base import State, config_from_dict
+from fxclone.models.closed_form import StreamFitted
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,14 @@ class PitchConfig:
         return config_from_dict(cls, data, "pitch config")
 
 
-class PitchModel(EffectModel):
+class PitchModel(StreamFitted):
     """Phase-vocoder pitch shift by a fitted ratio, mixed with the (delayed) dry signal."""
 
     family = "pitch"
     config_class = PitchConfig
-    takes_knobs = False
 
     def __init__(self, config: PitchConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        if self.n_knobs:
-            raise ValueError(
-                "the pitch model is not knob-conditioned; capture one setting at a time"
-            )
         self.n_fft = 2 ** max(3, round(math.log2(config.frame_ms * 1e-3 * self.sample_rate)))
         self.hop = self.n_fft // config.overlap
         self.log_ratio = nn.Parameter(torch.zeros(config.voices))  # ln(ratio) per voice
@@ -104,9 +100,6 @@ class PitchModel(EffectModel):
         """The loudest voice's pitch ratio."""
         loudest = int(torch.argmax(self.wet_gain.detach().abs()))
         return float(torch.exp(self.log_ratio.detach()[loudest]))
-
-    def training_stages(self) -> tuple[Stage, ...]:
-        return ()  # fitted in closed form by fit_closed_form
 
     def init_state(self, batch_size: int) -> State:
         rows, bins = batch_size * self.channels, self.n_fft // 2 + 1
@@ -205,6 +198,4 @@ class PitchModel(EffectModel):
         stream), see :mod:`fxclone.models.pitch_fit`."""
         from fxclone.models.pitch_fit import fit_pitch
 
-        dry = np.concatenate([d for d, _, _ in items], axis=1).mean(axis=0)
-        wet = np.concatenate([w for _, w, _ in items], axis=1).mean(axis=0)
-        fit_pitch(self, dry, wet)
+        fit_pitch(self, *self.mono_stream(items))

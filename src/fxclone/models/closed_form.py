@@ -1,0 +1,58 @@
+"""Models fitted whole, in closed form, to a dataset's training split taken as one stream.
+
+They have no window training stage (``training_stages()`` is empty): ``fit_closed_form``
+receives the split's items in order, as they were rendered, and estimates every parameter
+from the whole stream. They capture one setting of an effect (no knob conditioning).
+:class:`OscillatorModel` adds the free-running oscillator (rate and phase) that time-varying
+effects hold: a split is then validated and scored as one stream, and
+:func:`fxclone.models.phase.refit_phase` sets the phase for a recording that starts anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from fxclone.models.base import EffectModel, Stage
+
+
+class StreamFitted(EffectModel):
+    """A model fitted whole by ``fit_closed_form``; refuses knobs."""
+
+    takes_knobs = False
+
+    def __init__(self, config: Any, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        if self.n_knobs:
+            raise ValueError(
+                f"the {self.family} model is not knob-conditioned; capture one setting at a time"
+            )
+
+    def training_stages(self) -> tuple[Stage, ...]:
+        return ()  # fitted on the whole training stream by fit_closed_form
+
+    @staticmethod
+    def mono_stream(
+        items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The items' dry and wet audio end to end, channels averaged: ``(dry, wet)``."""
+        dry = np.concatenate([d for d, _, _ in items], axis=1).mean(axis=0)
+        wet = np.concatenate([w for _, w, _ in items], axis=1).mean(axis=0)
+        return dry, wet
+
+
+class OscillatorModel(StreamFitted):
+    """A stream-fitted model holding an oscillator ``theta = phase + 2 pi rate n / fs``
+    (``log_rate`` and ``phase`` parameters) that runs on from the start of a stream."""
+
+    free_running: ClassVar[bool] = True
+    log_rate: nn.Parameter
+    phase: nn.Parameter
+
+    @property
+    def rate_hz(self) -> float:
+        return float(torch.exp(self.log_rate.detach()))
