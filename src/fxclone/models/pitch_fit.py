@@ -7,14 +7,16 @@
    against dry peaks where the wet signal's partials sit ``ratio`` times above the dry ones.
    Taken over its running median (harmonic spectra resemble themselves a little at every
    small shift; a pitch shift lines up every partial at one), the peak within a quarter tone
-   of zero is the dry signal mixed in; the strongest other peaks (one per voice, each at
-   least a quarter of the strongest), refined between points, are the ratios.
+   of zero is the dry signal mixed in; the strongest other peaks (up to six, each at least a
+   quarter of the strongest), refined between points, are the candidate ratios.
 2. **Delays.** The dry path's delay is the peak of the wet-dry waveform cross-correlation;
    the shifted voice's (beyond the analysis frame) the peak of the cross-correlation of
    short-time energy envelopes of the model's shifted voice and what the dry path leaves.
-3. **Gains.** The dry gain by least squares (the dry path is coherent with the wet); the
-   shifted voices cannot be phase-coherent with another vocoder's, so their gains match the
-   power the dry path leaves, bin by bin of short-time spectra (non-negative least squares).
+3. **Voices and gains.** The dry gain by least squares (the dry path is coherent with the
+   wet); the shifted voices cannot be phase-coherent with another vocoder's, so their gains
+   match the power the dry path leaves, bin by bin of short-time spectra (non-negative least
+   squares). Candidates join as voices, best first, while each explains 3 % of the power
+   still unexplained (harmonic spectra also line up at octaves and fifths of a true ratio).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _MAX_SHIFT_CENTS = 2400  # two octaves either way
 _DRY_ZONE_CENTS = 50  # a quarter tone: the dry signal mixed in, not a shift
 _FRAME_S = 0.34  # partials a few cents wide above _LOW_HZ
 _LOW_HZ = 150.0
+_CANDIDATES = 6  # ratios tried as voices
 
 
 def _log_axis(x: np.ndarray, sr: int, n: int, starts: np.ndarray) -> np.ndarray:
@@ -106,10 +109,7 @@ def fit_pitch(model: PitchModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0
     ratio."""
     sr = model.sample_rate
     dry64, wet64 = dry.astype(np.float64), wet.astype(np.float64)
-    voices = model.log_ratio.numel()
-    ratios = fit_ratios(dry64, wet64, sr, voices, seed) or [1.0]
-    model.log_ratio.zero_()
-    model.log_ratio[: len(ratios)] = torch.log(torch.tensor(ratios))
+    candidates = fit_ratios(dry64, wet64, sr, _CANDIDATES, seed) or [1.0]
 
     span = min(dry64.size, 60 * sr)  # delays and gains from (at most) the first minute
     d, w = dry64[:span], wet64[:span]
@@ -118,28 +118,47 @@ def fit_pitch(model: PitchModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0
     gain = float(np.dot(w, delayed) / max(np.dot(delayed, delayed), 1e-30))
     rest = w - gain * delayed
 
-    # each voice alone, at unit gain and no delay beyond the frame
+    # each candidate alone, at unit gain and no delay beyond the frame
     model.delay.fill_(0)
     model.dry_gain.fill_(0.0)
+    model.wet_gain.zero_()
+    model.wet_gain[0] = 1.0
     alone = []
-    for voice in range(len(ratios)):
-        model.wet_gain.zero_()
-        model.wet_gain[voice] = 1.0
+    for ratio in candidates:
+        model.log_ratio[0] = math.log(ratio)
         out = model(torch.from_numpy(d.astype(np.float32))[None, None])[0, 0]
         alone.append(out.double().numpy())
     hop = max(1, sr // 1000)  # 1-ms energy frames
     frames = _xcorr_peak(_envelope(rest, hop), _envelope(alone[0], hop), model.max_delay // hop)
     extra = frames * hop
+    # Another vocoder's voices cannot be phase-coherent with these: their gains match the
+    # power the dry path leaves, bin by bin (non-negative least squares on power spectra).
+    # Voices join while each explains 3 % of what is left: harmonic spectra also line
+    # up at octaves and fifths of the true ratio, which explain a little.
+    n = 2 ** round(math.log2(0.043 * sr))
+    basis = np.stack([_power(np.concatenate([np.zeros(extra), a[: span - extra]]), n)
+                      for a in alone], 1)  # fmt: skip
+    target = _power(rest, n)
+    scale = float(basis.max()) or 1.0
+    basis, target = basis / scale, target / scale
+    chosen: list[int] = []
+    left = float(np.sum(target**2))
+    while len(chosen) < model.log_ratio.numel():
+        trials = [(optimize.nnls(basis[:, [*chosen, c]], target)[1] ** 2, c)
+                  for c in range(len(candidates)) if c not in chosen]  # fmt: skip
+        if not trials:
+            break
+        error, best = min(trials)
+        if chosen and error > 0.97 * left:
+            break
+        chosen, left = [*chosen, best], error
+    squares = optimize.nnls(basis[:, chosen], target)[0]
+    model.log_ratio.zero_()
+    model.wet_gain.zero_()
+    for slot, (c, square) in enumerate(zip(chosen, squares, strict=True)):
+        model.log_ratio[slot] = math.log(candidates[c])
+        model.wet_gain[slot] = math.sqrt(square)
     model.delay.fill_(extra)
     model.dry_delay.fill_(dry_lag)
     model.dry_gain.fill_(gain)
-    # Another vocoder's voices cannot be phase-coherent with these: their gains match the
-    # power the dry path leaves, bin by bin (non-negative least squares on power spectra).
-    n = 2 ** round(math.log2(0.043 * sr))
-    shifted = [np.concatenate([np.zeros(extra), a[: span - extra]]) for a in alone]
-    basis = np.stack([_power(a, n) for a in shifted], 1)
-    scale = float(basis.max()) or 1.0
-    squares = optimize.nnls(basis / scale, _power(rest, n) / scale)[0]
-    model.wet_gain.zero_()
-    model.wet_gain[: len(ratios)] = torch.from_numpy(np.sqrt(squares))
     return model.ratio
