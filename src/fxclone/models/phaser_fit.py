@@ -5,9 +5,9 @@
    frequency on a log grid the dry stream is filtered by that fixed cascade (no feedback) and
    every frame of the wet signal is fitted as ``g_d dry + g_w cascade`` by least squares; the
    frequency with the smallest residual (refined between grid points) tracks the sweep.
-2. **Oscillator.** The rate is the frequency whose sinusoid best explains the track (a scan of
-   single-sinusoid least-squares fits, then finer scans around the best), then the centre and
-   the sweep's harmonics are a linear least-squares fit at that rate; frames the fixed
+2. **Oscillator.** Each stage count's track gives its own rate: the peak of a Lomb-Scargle
+   periodogram, refined by single-sinusoid least-squares scans around it; then the centre and
+   the sweep's harmonics are a linear least-squares fit at that rate. Frames the fixed
    cascades explain badly (quiet or noisy ones) are left out.
 3. **Loop.** The model itself (its coefficient held per block, feedback included) is run over
    windows of the stream at known positions, with the gains solved by least squares: a
@@ -152,8 +152,9 @@ class _Windows:
 def _refine(windows: _Windows, model: PhaserModel, deadline: float) -> None:
     """L-BFGS on every parameter (the ESR of the windows, the loop run with gradients),
     until it stops improving or the deadline passes."""
-    params = [p for p in model.parameters()]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=10, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        list(model.parameters()), lr=1.0, max_iter=10, line_search_fn="strong_wolfe"
+    )
     x = windows.dry[:, windows.burn :]
     wet = torch.from_numpy(windows.wet)
     energy = torch.sum(wet**2).clamp_min(1e-30)
@@ -219,7 +220,7 @@ def fit_phaser(model: PhaserModel, dry: np.ndarray, wet: np.ndarray, seed: int =
                 break  # two counts in a row worse than the best: more stages will not help
     # Frames cannot tell the stage counts apart (a coloured frame is fitted by more stages
     # lower down about as well); the exact loop on the windows can.
-    esr, chosen = min(fits, key=lambda f: f[0])
+    _, chosen = min(fits, key=lambda f: f[0])
     model.load_state_dict(chosen)
     # the refinement gets at least half the budget, however long the scans took
     _refine(windows, model, max(deadline, time.monotonic() + 0.5 * model.config.fit_seconds))
