@@ -160,11 +160,12 @@ def test_backend_choice(monkeypatch) -> None:
         kernel.process(np.zeros((2, 1, 10), np.float32))
 
 
-@pytest.mark.parametrize("film_hidden", [0, 5])
+@pytest.mark.parametrize(("film_hidden", "film_log"), [(0, True), (5, True), (5, False)])
 @pytest.mark.parametrize("backend", ["native", "numba"] if NATIVE else ["numba"])
-def test_wavenet_variants(backend, film_hidden) -> None:
+def test_wavenet_variants(backend, film_hidden, film_log) -> None:
     """Gated layers, every activation, kernel size 2 and a 3-array layout; knobs as extra
-    condition channels only (a setting per stream) or with FiLM (one setting, then another)."""
+    condition channels only (a setting per stream) or with FiLM (one setting, then another),
+    its scales exponential with a linear knob path or, as in older files, ``1 + g``."""
     from fxclone.models import build_model
     from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
 
@@ -176,15 +177,21 @@ def test_wavenet_variants(backend, film_hidden) -> None:
                          activation="Sigmoid", gated=True, head_bias=True),
     )  # fmt: skip
     torch.manual_seed(3)
-    config = WaveNetConfig(layers=arrays, head_scale=0.5, film_hidden=film_hidden)
+    config = WaveNetConfig(
+        layers=arrays, head_scale=0.5, film_hidden=film_hidden, film_log=film_log
+    )
     model = build_model("wavenet", config, sample_rate=SR, knobs=KNOBS).eval()
     x = _signal(2)[:, :, :9000]
     settings = [np.array([[0.1, 0.9], [0.6, 0.3]], np.float32)]
     if film_hidden:
         assert model.film is not None
         with torch.no_grad():  # FiLM terms of a trained size, not the zero start
-            for param in model.film.parameters():
+            for param in model.parameters():
+                if param.ndim and param.shape[0] == sum(model._film_sizes):
+                    param.normal_(0.0, 0.3)  # the FiLM output layer and linear path
+            for param in model.film[0].parameters():
                 param.normal_(0.0, 0.3)
+        assert (model.film_linear is not None) == film_log
         settings = [np.array([[0.1, 0.9]] * 2, np.float32), np.array([[0.7, 0.2]] * 2, np.float32)]
         with pytest.raises(ValueError, match="one setting"):  # FiLM: one setting for all
             fast_kernel(model, 2, np.array([[0.1, 0.9], [0.6, 0.3]], np.float32), backend=backend)

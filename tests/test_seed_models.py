@@ -276,3 +276,21 @@ def test_tiny_overrides_exist_for_every_seed_preset() -> None:
     for name in SIZES:
         tiny = create_model(name, sample_rate=SR, overrides=dict(PRESETS[name].tiny))
         assert tiny.num_parameters() < 3_000
+
+
+def test_wavenet_film_is_log_domain_with_a_linear_path_but_old_files_keep_theirs() -> None:
+    from fxclone.models.wavenet import WaveNetConfig
+
+    model = _model("wavenet-nano", 2)
+    assert model.film_log and model.film_linear is not None
+    sizes = sum(model._film_sizes)
+    with torch.no_grad():  # a dB knob is linear in the exponent: 2 ln 8 per unit -> x8 at 0.5
+        x, knobs = torch.randn(1, 1, 500) * 0.1, torch.tensor([[0.3, 0.5]])
+        model.film_linear.weight.zero_()
+        quiet = model(x, knobs)
+        model.film_linear.weight[-1, 1] = 2 * math.log(8.0)
+        loud = model(x, knobs)
+    assert torch.allclose(loud, 8.0 * quiet, rtol=1e-5, atol=1e-7)
+    assert model.film_linear.weight.shape == (sizes, 2)
+    old = WaveNetConfig.from_dict({"film_hidden": 16})  # saved before film_log existed
+    assert not old.film_log and WaveNetConfig().film_log

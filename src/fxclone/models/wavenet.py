@@ -15,12 +15,16 @@ NAM's, so ``.nam`` export is exact).
 
 Knob-conditioned models (``film_hidden > 0``) also use FiLM (Perez et al. 2018, as in
 Steinmetz's micro-TCN): a small network of the knob vector gives every layer a per-channel
-scale and shift applied before its activation (``z * (1 + g) + b``: a drive knob scales what
-the nonlinearity sees), and the output a per-channel gain (``y * (1 + g_out)``: a level
-knob). An additive condition alone cannot express a gain, so without FiLM a drive or level
-knob has to be learned through the nonlinearities. The network's last layer starts at zero,
-so training starts from the unmodulated model. Both terms are affine in the layer weights,
-so a streaming kernel folds them into its weights when the knobs change.
+scale and shift applied before its activation (``z * s + b``: a drive knob scales what the
+nonlinearity sees), and the output a per-channel gain (``y * s_out``: a level knob). An
+additive condition alone cannot express a gain, so without FiLM a drive or level knob has to
+be learned through the nonlinearities. With ``film_log`` (the default) the scales are
+``exp(g)`` and the network has a linear path from the knobs next to its hidden layer, so a
+knob marked in dB (drive 0-40 dB, level -24-+6 dB: a gain factor of 100 or 32 over the range)
+is exactly linear in ``g``; files saved before it used ``1 + g`` and no linear path. The
+network's last layer and the linear path start at zero, so training starts from the
+unmodulated model. Both terms are affine in the layer weights, so a streaming kernel folds
+them into its weights when the knobs change.
 
 Streaming state: for every layer, the last ``(kernel_size - 1) * dilation`` samples of that
 layer's input. The offline ``forward`` is ``step`` from a zero state, which is the same as
@@ -79,6 +83,8 @@ class WaveNetConfig:
     # Hidden width of the knobs -> FiLM network; 0 = knobs only as extra condition channels.
     # Used only when the model has knobs.
     film_hidden: int = 16
+    # FiLM scales as exp(g) with a linear knob path (True), or 1 + g without one (older files).
+    film_log: bool = True
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -89,7 +95,7 @@ class WaveNetConfig:
     @classmethod
     def from_dict(cls, data: dict) -> WaveNetConfig:
         # Files saved before FiLM existed have no such key: they were built without it.
-        data = {"film_hidden": 0, **data}
+        data = {"film_hidden": 0, "film_log": False, **data}
         if "layers" in data:
             data["layers"] = tuple(
                 a
@@ -125,11 +131,11 @@ class _Layer(nn.Module):
         self, x: Tensor, cond: Tensor, past: Tensor, film: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """x: (B, C, T) layer input; cond: (B, Dc, T); past: (B, C, pad) previous inputs;
-        film: (B, 2 * mid, 1) FiLM scale offsets and shifts, or None."""
+        film: (B, 2 * mid, 1) FiLM scales and shifts, or None."""
         full = torch.cat([past, x], dim=2) if self.pad else x
         z = self.conv(full) + self.input_mixer(cond)
         if film is not None:
-            z = z * (1 + film[:, : self.mid]) + film[:, self.mid :]
+            z = z * film[:, : self.mid] + film[:, self.mid :]
         if self.gated:
             a = self.activation(z[:, : self.channels]) * torch.sigmoid(z[:, self.channels :])
         else:
@@ -179,6 +185,8 @@ class WaveNet(EffectModel):
         # FiLM terms: 2 * mid per layer, then the output gain (one per output channel).
         self._film_sizes = [2 * layer.mid for layer in self._layers()] + [self.channels]
         self.film: nn.Sequential | None = None
+        self.film_linear: nn.Linear | None = None
+        self.film_log = bool(config.film_log)
         if self.n_knobs and config.film_hidden:
             self.film = nn.Sequential(
                 nn.Linear(self.n_knobs, config.film_hidden),
@@ -189,6 +197,9 @@ class WaveNet(EffectModel):
             assert isinstance(film_out, nn.Linear)
             nn.init.zeros_(film_out.weight)
             nn.init.zeros_(film_out.bias)
+            if self.film_log:
+                self.film_linear = nn.Linear(self.n_knobs, sum(self._film_sizes), bias=False)
+                nn.init.zeros_(self.film_linear.weight)
 
     @property
     def receptive_field(self) -> int:
@@ -208,7 +219,7 @@ class WaveNet(EffectModel):
         cond = torch.cat([x, broadcast_knobs(knobs, x.shape[2])], dim=1) if self.n_knobs else x
         films: list[Tensor | None] = [None] * len(self._film_sizes)
         if self.film is not None:
-            films = list(self.film_terms(knobs)[:, :, None].split(self._film_sizes, dim=1))
+            films = list(self.film_affine(knobs)[:, :, None].split(self._film_sizes, dim=1))
         new_state: list[Tensor] = []
         y = x
         head: Tensor | None = None
@@ -225,10 +236,24 @@ class WaveNet(EffectModel):
         assert head is not None
         out = self.head_scale * head
         gain = films[-1]
-        return (out if gain is None else out * (1 + gain)), tuple(new_state)
+        return (out if gain is None else out * gain), tuple(new_state)
 
-    def film_terms(self, knobs: Tensor) -> Tensor:
+    def film_affine(self, knobs: Tensor) -> Tensor:
         """``(batch, n_knobs)`` normalised knobs -> ``(batch, sum(film sizes))`` FiLM terms:
-        per layer ``mid`` scale offsets then ``mid`` shifts, then the output gain offsets."""
+        per layer ``mid`` scales then ``mid`` shifts, then the output gains."""
         assert self.film is not None
-        return self.film(knobs)
+        terms = self.film(knobs)
+        if self.film_linear is not None:
+            terms = terms + self.film_linear(knobs)
+        is_scale = torch.tensor(film_scale_mask(self._film_sizes), device=terms.device)
+        if self.film_log:  # exp of the scale terms only: a large shift must not overflow
+            return torch.where(is_scale, torch.exp(terms.masked_fill(~is_scale, 0.0)), terms)
+        return torch.where(is_scale, 1 + terms, terms)
+
+
+def film_scale_mask(sizes: list[int]) -> list[bool]:
+    """Which FiLM terms are scales (per layer: the first half; the output gains: all)."""
+    mask: list[bool] = []
+    for size in sizes[:-1]:
+        mask += [True] * (size // 2) + [False] * (size // 2)
+    return mask + [True] * sizes[-1]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from numba import njit
 
-from fxclone.models.wavenet import WaveNet, _Layer
+from fxclone.models.wavenet import WaveNet, _Layer, film_scale_mask
 from fxclone.realtime import native
 from fxclone.realtime._gemm import T, copy, fill, gemm
 from fxclone.realtime._math import (
@@ -217,6 +217,8 @@ class WaveNetKernel:
             assert last.bias is not None
             self._film_out.append((hb, _rows(last.bias, model.channels)))
         self._film = _film_weights(model)
+        self._film_log = model.film_log
+        self._is_scale = np.array(film_scale_mask(model._film_sizes))
         self.w = np.concatenate(weights).astype(np.float32)
         self.lay = np.array(lay_rows, dtype=np.int64)
         self.arr = np.array(arr_rows, dtype=np.int64)
@@ -257,16 +259,20 @@ class WaveNetKernel:
             return
         if not np.all(k == k[:1]):
             raise ValueError("a WaveNet with knob FiLM streams all its streams at one setting")
-        (w1, b1), (w2, b2) = self._film
+        (w1, b1), (w2, b2), linear = self._film
         terms = np.maximum(w1 @ k[0] + b1, 0.0) @ w2.T + b2  # the model's knobs -> FiLM MLP
+        if linear is not None:
+            terms = terms + linear @ k[0]
+        scales = np.exp(np.where(self._is_scale, terms, 0.0)) if self._film_log else 1 + terms
+        terms = np.where(self._is_scale, scales, terms)
         start = 0
         for (off, bias, mixer), rows in zip(self._conv_bias, self._film_rows, strict=True):
             mid = bias.size
-            scale, shift = 1 + terms[start : start + mid], terms[start + mid : start + 2 * mid]
+            scale, shift = terms[start : start + mid], terms[start + mid : start + 2 * mid]
             start += 2 * mid
             self.bias[:, off : off + mid] = (bias[None] + k @ mixer.T) * scale + shift
             self._scale_rows(rows, scale)
-        self._scale_rows(self._film_out, 1 + terms[start:])
+        self._scale_rows(self._film_out, terms[start:])
 
     def _scale_rows(self, rows: list[tuple[int, np.ndarray]], scale: np.ndarray) -> None:
         for off, original in rows:
@@ -310,12 +316,20 @@ def _rows(t: torch.Tensor, rows: int) -> np.ndarray:
     return t.detach().double().numpy().reshape(rows, -1)
 
 
-def _film_weights(model: WaveNet) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The knob FiLM network's two linear layers as float64 (weight, bias), or None."""
+_Linear = tuple[np.ndarray, np.ndarray]
+
+
+def _film_weights(model: WaveNet) -> tuple[_Linear, _Linear, np.ndarray | None] | None:
+    """The knob FiLM network's two linear layers as float64 (weight, bias) and its linear
+    path's weight (or None), or None without FiLM."""
     if model.film is None:
         return None
-    layers = [m for m in model.film if isinstance(m, torch.nn.Linear)]
-    return [(_rows(m.weight, m.out_features), _rows(m.bias, m.out_features)[:, 0]) for m in layers]
+    first, second = (m for m in model.film if isinstance(m, torch.nn.Linear))
+    w1, w2 = _rows(first.weight, first.out_features), _rows(second.weight, second.out_features)
+    assert first.bias is not None and second.bias is not None
+    b1, b2 = _rows(first.bias, first.out_features)[:, 0], _rows(second.bias, w2.shape[0])[:, 0]
+    lin = model.film_linear
+    return (w1, b1), (w2, b2), None if lin is None else _rows(lin.weight, lin.out_features)
 
 
 def _bias(conv: torch.nn.Conv1d) -> torch.Tensor:
