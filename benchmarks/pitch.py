@@ -1,10 +1,11 @@
-"""Pitch shift and octave: the phase-vocoder model against plain networks, the dry signal and
-silence.
+"""Pitch shift and octave: the phase-vocoder and octaver models against plain networks, the dry
+signal and silence.
 
 For each effect: the default dataset (``fxclone generate``: 120 s train, 20 s validation, 30 s
 test of other material, 48 kHz) rendered through the built-in effect at its default knobs
 (``pitch``: +7 semitones, shifted voice only; ``octave``: octave down 40 %, up 25 %, dry
-40 %), then ``fxclone train --model pitch`` (closed form: seconds) and, for comparison,
+40 %), then ``fxclone train --model pitch`` and ``--model octaver`` (closed form: seconds to a
+minute) and, for comparison,
 ``wavenet-standard`` and ``lstm`` trained for ``--minutes`` each. Scored on the test split
 (never used for fitting): MRSTFT distance (phase-blind) and ESR of each, of the dry signal
 and of silence; and the fundamental of steady test tones (sines at 110, 220, 440 and 880 Hz)
@@ -27,6 +28,7 @@ import torch
 from leaderboards import prepare, run
 
 EFFECTS = ("pitch", "octave")
+FITTED = ("pitch", "octaver")
 BASELINES = ("wavenet-standard", "lstm")
 TONES_HZ = (110.0, 220.0, 440.0, 880.0)
 
@@ -73,7 +75,8 @@ def score(folder: Path, effect: str, names: list[str]) -> dict:
             rows[name] = model(torch.from_numpy(dry)[None])[0].numpy()
         if name == "pitch":
             result["ratio"] = model.ratio
-            result["tone_cents"] = tone_cents(model, effect, sr)
+        if name in FITTED:
+            result.setdefault("tone_cents", {})[name] = tone_cents(model, effect, sr)
     for name, out in rows.items():
         result[name] = {"mrstft": mrstft(wet, out, sr), "esr": esr(wet, out)}
     return result
@@ -96,28 +99,30 @@ def main() -> None:
             if (folder / "times.json").exists()
             else {}
         )
-        for name in ("pitch", *BASELINES):
+        for name in (*FITTED, *BASELINES):
             if not (folder / f"{name}.safetensors").exists():
                 t0 = time.time()
                 run("train", "data", "--model", name, "--minutes", str(args.minutes), "--out",
                     f"{name}.safetensors", cwd=folder, threads=args.threads)  # fmt: skip
                 times[name] = time.time() - t0
                 (folder / "times.json").write_text(json.dumps(times))
-        result = score(folder, effect, ["pitch", *BASELINES]) | {"times": times}
+        result = score(folder, effect, [*FITTED, *BASELINES]) | {"times": times}
         (folder / "result.json").write_text(json.dumps(result, indent=1))
         results.append(result)
     print(f"command: {' '.join(os.sys.argv)}")
     print("| effect | output | MRSTFT | ESR | time (s) |")
     print("|---|---|---|---|---|")
     for r in results:
-        for name in ("pitch", *BASELINES, "dry", "silence"):
+        for name in (*FITTED, *BASELINES, "dry", "silence"):
             seconds = r["times"].get(name)
             print(f"| {r['effect']} | {name} | {r[name]['mrstft']:.3g} | {r[name]['esr']:.3g} "
                   f"| {'' if seconds is None else f'{seconds:.0f}'} |")  # fmt: skip
     for r in results:
-        cents = ", ".join(f"{c:+.2f}" for c in r["tone_cents"])
-        print(f"{r['effect']}: ratio {r['ratio']:.5f}; test tones {TONES_HZ} Hz, model - effect "
-              f"(cents): {cents}")  # fmt: skip
+        for name, errors in r["tone_cents"].items():
+            cents = ", ".join(f"{c:+.2f}" for c in errors)
+            ratio = f"; ratio {r['ratio']:.5f}" if name == "pitch" else ""
+            print(f"{r['effect']}, {name}: test tones {TONES_HZ} Hz, model - effect (cents): "
+                  f"{cents}{ratio}")  # fmt: skip
 
 
 if __name__ == "__main__":

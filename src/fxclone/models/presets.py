@@ -22,6 +22,7 @@ from fxclone.models.mccool import (
     McCoolMLPConfig,
 )
 from fxclone.models.mulaw import MuLawConfig
+from fxclone.models.octaver import OctaverConfig
 from fxclone.models.phaser import PhaserConfig
 from fxclone.models.pitch import PitchConfig
 from fxclone.models.rnn import RNNConfig
@@ -186,6 +187,14 @@ PRESETS: dict[str, Preset] = {
             " dry signal: ratio read from log-frequency spectra, delays from cross-correlation,"
             " gains in closed form",
             tiny={"frame_ms": 8.0, "max_delay_ms": 20.0},
+        ),
+        Preset(
+            "octaver",
+            "octaver",
+            OctaverConfig(),
+            "analogue octaver: flip-flop octave down from a tracking filter and Schmitt"
+            " trigger, rectifier octave up, dry blend; corners, threshold and gains fitted",
+            tiny={"fit_seconds": 0.5},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

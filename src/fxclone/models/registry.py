@@ -24,6 +24,7 @@ from fxclone.models.mccool import (
     McCoolWindowLSTM,
 )
 from fxclone.models.mulaw import MuLawWaveNet
+from fxclone.models.octaver import OctaverModel
 from fxclone.models.phaser import PhaserModel
 from fxclone.models.pitch import PitchModel
 from fxclone.models.presets import PRESETS, Preset
@@ -39,6 +40,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     LFOModel.family: LFOModel,
     PhaserModel.family: PhaserModel,
     PitchModel.family: PitchModel,
+    OctaverModel.family: OctaverModel,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
