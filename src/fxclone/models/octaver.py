@@ -3,8 +3,8 @@
 Octave pedals do not shift pitch the way a vocoder does: a Boss OC-2 divides the frequency of
 the note it tracks with a flip-flop, an Octavia folds the waveform with a rectifier. Neither
 is reachable by a network trained sample to sample (McCool's models gave noise; a WaveNet
-gets the rectifier but not the division: its MRSTFT distance on the built-in octaver is half
-the dry signal's, no better), nor by a phase vocoder (the division's output is not a shifted
+learns the rectifier but not the division: on the built-in octaver its MRSTFT distance is
+0.6 of the dry signal's), nor by a phase vocoder (the division's output is not a shifted
 copy of the input's spectrum: a sine at ``f`` comes out as a wave of period ``2 / f`` with a
 timbre of its own). This model holds their circuit and fits its few values:
 
