@@ -26,6 +26,7 @@ from fxclone.models.octaver import OctaverConfig
 from fxclone.models.phaser import PhaserConfig
 from fxclone.models.pitch import PitchConfig
 from fxclone.models.rnn import RNNConfig
+from fxclone.models.tape import TapeConfig
 from fxclone.models.tcn import TCNConfig
 from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
 
@@ -195,6 +196,15 @@ PRESETS: dict[str, Preset] = {
             "analogue octaver: flip-flop octave down from a tracking filter and Schmitt"
             " trigger, rectifier octave up, dry blend; corners, threshold and gains fitted",
             tiny={"fit_seconds": 0.5},
+        ),
+        Preset(
+            "tape",
+            "tape",
+            TapeConfig(),
+            "tape echo: a delay wobbling with fitted wow and flutter in a saturating feedback"
+            " loop with high- and low-pass filters, mixed with the dry signal; delay and wobble"
+            " read from cross-correlation, the loop's values scanned",
+            tiny={"max_delay_ms": 20.0, "fit_seconds": 0.5},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(
