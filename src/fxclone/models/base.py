@@ -132,8 +132,9 @@ class EffectModel(nn.Module, ABC):
     native_sample_rate: ClassVar[int | None] = None
     # False for families that cannot be conditioned on knobs (they refuse knob specs).
     takes_knobs: ClassVar[bool] = True
-    # True for models holding an oscillator that runs on from the start of a stream: a
-    # dataset split (rendered as one stream) is then validated and scored as one stream.
+    # True for models holding an oscillator (or other state, such as a divider's parity)
+    # that runs on from the start of a stream: a dataset split (rendered as one stream) is
+    # then validated and scored as one stream.
     free_running: ClassVar[bool] = False
 
     def __init__(

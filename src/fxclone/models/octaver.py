@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -96,6 +96,8 @@ class OctaverModel(StreamFitted):
 
     family = "octaver"
     config_class = OctaverConfig
+    # the divider's parity runs on from the start of a stream: a split is scored as one
+    free_running: ClassVar[bool] = True
 
     def __init__(self, config: OctaverConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -108,14 +110,19 @@ class OctaverModel(StreamFitted):
         self.register_buffer("track_hz", torch.tensor([40.0, 600.0], dtype=torch.float64))
         self.register_buffer("threshold", torch.tensor(3e-3, dtype=torch.float64))
         self.register_buffer("dc_hz", torch.tensor(20.0, dtype=torch.float64))
+        self._designed: tuple[tuple[float, ...], tuple[np.ndarray, ...]] | None = None
 
     @property
     def receptive_field(self) -> int:
         return 1  # recursive filters and a flip-flop: its state is its memory
 
-    def filters(self) -> tuple[np.ndarray, np.ndarray]:
-        """The tracking filter's and the rectifier's DC block's second-order sections."""
-        return self.design(self.sample_rate, *self.track_hz.tolist(), float(self.dc_hz))
+    def filters(self) -> tuple[np.ndarray, ...]:
+        """The tracking filter's and the rectifier's DC block's second-order sections
+        (designed again only when the corners change: a stream calls this every block)."""
+        corners = (*self.track_hz.tolist(), float(self.dc_hz))
+        if self._designed is None or self._designed[0] != corners:
+            self._designed = (corners, self.design(self.sample_rate, *corners))
+        return self._designed[1]
 
     @staticmethod
     def design(sr: int, hp_hz: float, lp_hz: float, dc_hz: float) -> tuple[np.ndarray, ...]:

@@ -55,7 +55,9 @@ class _Scorer:
         self._down: tuple[tuple[float, float, float], np.ndarray] | None = None
         self._up: tuple[float, np.ndarray] | None = None
 
-    def _paths(self, hp: float, lp: float, threshold: float, dc: float) -> tuple[np.ndarray, ...]:
+    def _paths(self, point: list[float]) -> tuple[np.ndarray, ...]:
+        """The down and up paths of a candidate ``(hp, lp, threshold, dc)``."""
+        hp, lp, threshold, dc = point
         key = (hp, lp, threshold)
         if self._down is None or self._down[0] != key or self._up is None or self._up[0] != dc:
             model = self.model
@@ -74,15 +76,13 @@ class _Scorer:
         gain = float(tracked @ left) / max(float(tracked @ tracked), 1e-30)
         return float(np.sum((left - gain * tracked) ** 2)) / max(float(left @ left), 1e-30)
 
-    def solve(
-        self, hp: float, lp: float, threshold: float, dc: float, free: bool = True
-    ) -> tuple[float, np.ndarray]:
+    def solve(self, point: list[float], free: bool = True) -> tuple[float, np.ndarray]:
         """``(score, gains (dry, down, up))`` of a candidate circuit: the down path's sign
         is free per window (three rounds of least squares and signs, on per-window inner
         products), and the score is the mean over windows that are not silent of each
         window's residual energy over its target energy. The down gain carries the sign most
         of the down path's energy has."""
-        down, up = self._paths(hp, lp, threshold, dc)
+        down, up = self._paths(point)
         w = self.window
         sig = [v.reshape(-1, w) for v in (self.dry, down, up, self.wet)]
         dots = np.einsum("iwn,jwn->wij", np.stack(sig), np.stack(sig))  # (windows, 4, 4)
@@ -151,7 +151,7 @@ def fit_octaver(model: OctaverModel, dry: np.ndarray, wet: np.ndarray) -> float:
     point = [40.0, 600.0, 10.0 ** (-50.0 / 20.0), 20.0]  # hp, lp, threshold, dc
 
     def score(p: list[float], free: bool = True) -> float:
-        return scorer.solve(*p, free=free)[0]
+        return scorer.solve(p, free)[0]
 
     best = min(
         ([hp, lp, *point[2:]] for hp, lp in itertools.product(_HP_GRID, _LP_GRID) if hp < lp),
@@ -164,8 +164,8 @@ def fit_octaver(model: OctaverModel, dry: np.ndarray, wet: np.ndarray) -> float:
     # its sign, so its magnitude is the tracked signal's, parity or not.
     # Its two corners trade off along a narrow valley: a simplex search in log frequency.
     for _ in range(2):
-        _, gains = scorer.solve(*best)
-        _, up = scorer._paths(*best)
+        _, gains = scorer.solve(best)
+        _, up = scorer._paths(best)
         left = np.abs(scorer.wet - gains[0] * scorer.dry - gains[2] * up)
         found = optimize.minimize(
             lambda v, left=left: scorer.rectified(left, *np.exp(v)) if v[0] < v[1] else np.inf,
@@ -190,7 +190,7 @@ def fit_octaver(model: OctaverModel, dry: np.ndarray, wet: np.ndarray) -> float:
     for half, step in ((1.0, 0.02), (0.03, 0.001)):
         fine = thresholds(best, np.arange(-half, half + step / 2, step))
         best = fine[_plateau_middle(np.array([score(p, False) for p in fine]))]
-    error, gains = scorer.solve(*best)
+    error, gains = scorer.solve(best)
     model.track_hz.copy_(torch.tensor(best[:2], dtype=torch.float64))
     model.threshold.fill_(best[2])
     model.dc_hz.fill_(best[3])

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -66,6 +66,8 @@ class TapeModel(StreamFitted):
 
     family = "tape"
     config_class = TapeConfig
+    # the wobble runs on from the start of a stream, as the machine's capstan does
+    free_running: ClassVar[bool] = True
 
     def __init__(self, config: TapeConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
@@ -88,6 +90,7 @@ class TapeModel(StreamFitted):
         self.register_buffer("log_drive", torch.tensor(0.0, dtype=f64))
         self.register_buffer("loop_hz", torch.tensor([20.0, 0.45 * self.sample_rate], dtype=f64))
         self.history = int(math.ceil(config.max_delay_ms * 1e-3 * self.sample_rate)) + 2
+        self._designed: tuple[tuple[float, ...], np.ndarray] | None = None
 
     @property
     def receptive_field(self) -> int:
@@ -106,14 +109,20 @@ class TapeModel(StreamFitted):
         return max(1.0, float(self.delay) - float(self.depths.abs().sum()))
 
     def loop_filter(self) -> np.ndarray:
-        nyquist = 0.49 * self.sample_rate
-        hp, lp = (min(max(f, 1.0), nyquist) for f in self.loop_hz.tolist())
-        return np.vstack(
-            [
-                signal.butter(2, hp, "highpass", fs=self.sample_rate, output="sos"),
-                signal.butter(2, lp, "lowpass", fs=self.sample_rate, output="sos"),
-            ]
-        )
+        """The playback filters' second-order sections (designed again only when the
+        corners change: a stream calls this every block)."""
+        corners = tuple(self.loop_hz.tolist())
+        if self._designed is None or self._designed[0] != corners:
+            nyquist = 0.49 * self.sample_rate
+            hp, lp = (min(max(f, 1.0), nyquist) for f in corners)
+            sos = np.vstack(
+                [
+                    signal.butter(2, hp, "highpass", fs=self.sample_rate, output="sos"),
+                    signal.butter(2, lp, "lowpass", fs=self.sample_rate, output="sos"),
+                ]
+            )
+            self._designed = (corners, sos)
+        return self._designed[1]
 
     def init_state(self, batch_size: int) -> State:
         rows = batch_size * self.channels
@@ -143,7 +152,7 @@ class TapeModel(StreamFitted):
             out[:, a:b] = heard
             fed = rows[:, a:b] + fb * heard
             tape[:, history + a : history + b] = np.tanh(drive * fed) / drive
-        new = (torch.from_numpy(tape[:, n:].copy()), torch.from_numpy(zi),
+        new = (torch.from_numpy(tape[:, n:]), torch.from_numpy(zi),
                torch.from_numpy(seen + n))  # fmt: skip
         return out, new
 
