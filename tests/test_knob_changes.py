@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch
 from cli_harness import assert_clean_failure, no_output, plain_cli, write_wav
 from fxclone.errors import FxcloneError
 from fxclone.models import KnobSpec, create_model
+from fxclone.models.wavenet import film_scale_mask
 from fxclone.streaming import StreamProcessor
 
 SR = 48000
@@ -22,13 +24,24 @@ RAMP = 0.05  # the default ramp
 
 @pytest.fixture(scope="module")
 def model():
-    """A knob-conditioned WaveNet whose knobs change its gain and shape strongly."""
+    """A knob-conditioned WaveNet whose knobs change its gain and shape strongly: random
+    FiLM scales, the level knob a 24-dB output gain; no biases and no FiLM shifts, so the
+    model is odd and its output has no DC for a gain ramp to move (a trained model's is
+    small; a random one's would be most of what a ramp changes)."""
     torch.manual_seed(0)
     net = create_model("wavenet-nano", sample_rate=SR, knobs=KNOBS).eval()
-    assert net.film is not None
+    assert net.film is not None and net.film_linear is not None
+    shifts = ~torch.tensor(film_scale_mask(net._film_sizes))
     with torch.no_grad():
         for param in net.film.parameters():
             param.normal_(0.0, 0.6)
+        net.film[2].weight[shifts] = 0.0
+        net.film[2].bias[shifts] = 0.0
+        for name, param in net.named_parameters():
+            if name.endswith("bias") and not name.startswith("film"):
+                param.zero_()
+        net.film_linear.weight.zero_()
+        net.film_linear.weight[-1, 1] = math.log(16.0)
     return net
 
 

@@ -22,6 +22,30 @@ def model():
 
 
 def _offline(model, audio: np.ndarray) -> np.ndarray:
+    """The model's offline output for ``audio`` after silence (a stream starts from the
+    state silence leaves)."""
+    warm = model.receptive_field - 1
+    padded = np.concatenate([np.zeros((audio.shape[0], warm), np.float32), audio], axis=1)
+    with torch.no_grad():
+        return model(torch.from_numpy(padded)[:, None, :]).numpy()[:, 0, warm:]
+
+
+def test_stream_starts_from_the_state_silence_leaves(model) -> None:
+    """Silence in gives the model's settled output from the first sample (no thump); from
+    the zero state (``warm=False``, the offline ``forward``) it does not."""
+    silence = np.zeros((1, 3000), np.float32)
+    settled = process_array(model, silence)
+    assert np.ptp(settled) < 1e-6
+    cold = process_array(model, silence, warm=False)
+    assert np.ptp(cold) > 100 * max(np.ptp(settled), 1e-9)
+    np.testing.assert_allclose(cold, _forward(model, silence), atol=1e-6)
+    proc = StreamProcessor(model)
+    first = proc.process(silence)
+    proc.reset()
+    np.testing.assert_allclose(proc.process(silence), first, atol=1e-7)
+
+
+def _forward(model, audio: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(audio)[:, None, :]).numpy()[:, 0, :]
 

@@ -62,6 +62,14 @@ class StreamProcessor:
     the model, blocks go through it (same output to 1e-5, many times faster at small
     blocks; the weights are read once, here); ``reference=True`` forces the model's own
     PyTorch ``step``.
+
+    The stream starts from the state silence leaves (``warm``, the default; as Neural Amp
+    Modeler's players do): a model's zero initial state is not what its layers hold after
+    silence (biases drive them), and from it a conditioned WaveNet can sound a thump over
+    its first receptive field (up to a second is run through, and discarded, at the start
+    and on ``reset``). Models whose oscillator runs from the stream's first sample
+    (``free_running``) start from their initial state. ``warm=False`` gives exactly the
+    model's offline ``forward``.
     """
 
     def __init__(
@@ -70,6 +78,7 @@ class StreamProcessor:
         knobs: Mapping[str, float] | None = None,
         channels: int = 1,
         reference: bool = False,
+        warm: bool = True,
     ) -> None:
         self.model = model.eval()
         self.channels = channels
@@ -86,6 +95,15 @@ class StreamProcessor:
         self.kernel = None if reference else fast_kernel(model, self.batch, self.knobs.numpy())
         # A knob change in progress: from, to, its length and position (samples).
         self._ramp = (self.knobs, self.knobs, 0, 0)
+        self._warm = 0
+        if warm and not model.free_running:
+            self._warm = min(max(0, model.receptive_field - 1), model.sample_rate)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Run the warm-up silence through the model (its output discarded)."""
+        if self._warm:
+            self._process(np.zeros((self.channels, self._warm), np.float32))
 
     def set_knobs(self, values: Mapping[str, float], ramp_seconds: float = 0.05) -> None:
         """Change knob values (in their units; the others keep theirs) while streaming.
@@ -117,9 +135,12 @@ class StreamProcessor:
         return self.model.latency_samples
 
     def reset(self) -> None:
+        """Back to the state the stream started from (silence before, unless ``warm`` was
+        off)."""
         self.state = self.model.init_state(self.batch)
         if self.kernel is not None:
             self.kernel.reset()
+        self._settle()
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """``block``: float32 ``(channels, samples)`` -> model output of the same shape."""
@@ -167,12 +188,14 @@ def process_array(
     block_size: int = 65536,
     progress: Progress | None = None,
     reference: bool = False,
+    warm: bool = True,
 ) -> np.ndarray:
     """Run ``model`` over a whole ``(channels, samples)`` array in blocks, latency removed.
 
-    ``reference=True`` uses the model's PyTorch ``step`` instead of a compiled kernel.
+    ``reference=True`` uses the model's PyTorch ``step`` instead of a compiled kernel;
+    ``warm`` as for :class:`StreamProcessor` (silence before the audio).
     """
-    proc = StreamProcessor(model, knobs, channels=audio.shape[0], reference=reference)
+    proc = StreamProcessor(model, knobs, audio.shape[0], reference=reference, warm=warm)
     lat = proc.latency_samples
     padded = np.concatenate([audio, np.zeros((audio.shape[0], lat), np.float32)], axis=1)
     out = []
