@@ -28,9 +28,11 @@ them into its weights when the knobs change.
 
 Streaming state: for every layer, the last ``(kernel_size - 1) * dilation`` samples of that
 layer's input. The offline ``forward`` is ``step`` from a zero state, which is the same as
-causal zero padding at every layer. Neural Amp Modeler's players start instead from the state
-that silence leaves (each layer's history holds its response to zero input, bias-driven), so
-the two differ over the first receptive field of output only; after that they are equal.
+causal zero padding at every layer. Neural Amp Modeler's players, and fxclone's
+:class:`~fxclone.streaming.StreamProcessor` (``apply``, ``evaluate``, ``sweep``), start
+instead from the state that silence leaves (each layer's history holds its response to zero
+input, bias-driven), so the two differ over the first receptive field of output only; after
+that they are equal.
 """
 
 from __future__ import annotations
