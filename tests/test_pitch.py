@@ -15,6 +15,7 @@ from fxclone.models import create_model
 from fxclone.models.pitch import PitchModel
 from fxclone.models.pitch_fit import fit_pitch
 from fxclone.signals import TEST_MIX, TRAIN_MIX, synth_track
+from noise import streamed
 
 SR = 16000
 
@@ -41,14 +42,8 @@ def test_streams_as_it_runs_offline_and_shifts_a_tone() -> None:
     t = np.arange(2 * SR) / SR
     tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     offline = _run(model, tone)
-    state, pieces, at = model.init_state(1), [], 0
-    with torch.no_grad():
-        for size in [1, 37, 64, 100, 5, 2000, 64, 3, 700, 6000]:
-            block = torch.from_numpy(tone[at : at + size])[None, None]
-            out, state = model.step(block, torch.zeros(1, 0), state)
-            pieces.append(out[0, 0].numpy())
-            at += size
-    np.testing.assert_allclose(np.concatenate(pieces), offline[:at], atol=1e-6)
+    pieces = streamed(model, tone, [1, 37, 64, 100, 5, 2000, 64, 3, 700, 6000])
+    np.testing.assert_allclose(pieces, offline[: pieces.size], atol=1e-6)
     model.dry_gain.data.fill_(0.0)
     shifted = _f0(_run(model, tone)[SR // 2 :])
     assert abs(1200 * math.log2(shifted / (220 * 2 ** (7 / 12)))) < 1.0

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from fxclone.models.base import EffectModel, Stage
 
@@ -34,6 +34,12 @@ class StreamFitted(EffectModel):
 
     def training_stages(self) -> tuple[Stage, ...]:
         return ()  # fitted on the whole training stream by fit_closed_form
+
+    def forward(self, x: Tensor, knobs: Tensor | None = None) -> Tensor:
+        """``step`` from the initial state over the whole input (these models stream
+        exactly, whatever the block split)."""
+        self.check_inputs(x, knobs)
+        return self.step(x, x.new_zeros(x.shape[0], 0), self.init_state(x.shape[0]))[0]
 
     @staticmethod
     def mono_stream(

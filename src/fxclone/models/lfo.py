@@ -170,10 +170,6 @@ class LFOModel(OscillatorModel):
         y = self.render(buffer, positions, samples)
         return y, (buffer[..., buffer.shape[-1] - self.history :], count + n)
 
-    def forward(self, x: Tensor, knobs: Tensor | None = None) -> Tensor:
-        self.check_inputs(x, knobs)
-        return self.step(x, x.new_zeros(x.shape[0], 0), self.init_state(x.shape[0]))[0]
-
     def fit_closed_form(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """Fit the oscillator, the voices and the gains to the training split, taken as one
         continuous stream (its items in order), see :mod:`fxclone.models.lfo_fit`."""

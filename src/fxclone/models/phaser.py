@@ -205,10 +205,6 @@ class PhaserModel(OscillatorModel):
         y = self.dry_gain.double() * dry + self.wet_gain.double() * v
         return y.reshape(b, c, n).to(x.dtype), (loop, count + n)
 
-    def forward(self, x: Tensor, knobs: Tensor | None = None) -> Tensor:
-        self.check_inputs(x, knobs)
-        return self.step(x, x.new_zeros(x.shape[0], 0), self.init_state(x.shape[0]))[0]
-
     def fit_closed_form(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """Fit the oscillator, the sweep, the stage count and the gains to the training split,
         taken as one continuous stream (its items in order), see

@@ -189,10 +189,6 @@ class PitchModel(StreamFitted):
                  seen + count)  # fmt: skip
         return y.reshape(b, c, count).to(x.dtype), state
 
-    def forward(self, x: Tensor, knobs: Tensor | None = None) -> Tensor:
-        self.check_inputs(x, knobs)
-        return self.step(x, x.new_zeros(x.shape[0], 0), self.init_state(x.shape[0]))[0]
-
     def fit_closed_form(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """Fit ratio, delays and gains to the training split (its items in order, one
         stream), see :mod:`fxclone.models.pitch_fit`."""

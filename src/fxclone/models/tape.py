@@ -163,10 +163,6 @@ class TapeModel(StreamFitted):
         wet = torch.from_numpy(played.reshape(b, c, n)).to(x)
         return self.dry_gain * x + self.wet_gain * wet, state
 
-    def forward(self, x: Tensor, knobs: Tensor | None = None) -> Tensor:
-        self.check_inputs(x, knobs)
-        return self.step(x, x.new_zeros(x.shape[0], 0), self.init_state(x.shape[0]))[0]
-
     def fit_closed_form(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
         """Fit delay, wobble, loop and gains to the training split (its items in order, one
         stream), see :mod:`fxclone.models.tape_fit`."""
