@@ -2,20 +2,22 @@
 
 1. **Delay.** The dry path's gain by least squares at lag 0; the delay is the strongest peak
    of the cross-correlation of what it leaves with the dry signal (lags from 1 ms).
-2. **Wobble.** In frames of about 43 ms (hop 10 ms) the same cross-correlation, within 5 ms
-   of that delay, peaks where the playback head is (refined between samples); frames whose
-   peak is not clear are left out. The track's strongest Lomb-Scargle line is a wow or
-   flutter component: its rate, depth and phase by least squares, subtracted, and the next
-   one read, while each stands out of the track's noise (all of them refined at once by
-   robust non-linear least squares after each). The material's own changes make lines too
-   (the filters' delay moves with each note's spectrum), so these are candidates: the
-   strongest (the wow) goes into the model, the others are tried below.
+2. **Wobble.** In frames of about 43 ms (hop 10 ms) the same cross-correlation, within
+   1.5 ms of that delay, peaks where the playback head is (refined between samples); frames
+   whose peak is not clear, or not unique (tonal material correlates at every period of its
+   note), are left out. The track's strongest Lomb-Scargle line is a wow or flutter
+   component: its rate, depth and phase by least squares, subtracted, and the next one
+   read, while each stands out of the track's noise (all of them refined at once by robust
+   non-linear least squares after each). The material's own changes make lines too (the
+   filters' delay moves with each note's spectrum), so these are candidates: the strongest
+   (the wow) goes into the model, the others are tried below.
 3. **Loop.** The whole model runs over the first ``fit_seconds`` of the stream with the
    dry and wet gains solved by least squares: the filter corners, feedback and drive on a
    coarse grid, then those and the delay by coordinate search. Candidate components join
-   one at a time, best first, while each cuts the error by 5 %; then the loop's values
-   again, each component's rate, depth and phase on the same score (the frames blur
-   flutter), and the loop's values once more, finer.
+   one at a time, best first, while each cuts the error by 5 %; then the loop's values by
+   Nelder-Mead (the corners and the delay trade off along a narrow valley), each
+   component's rate, depth and phase by coordinate search (the frames blur flutter), and
+   the loop's values by Nelder-Mead once more.
 """
 
 from __future__ import annotations
