@@ -202,6 +202,9 @@ class WaveNet(EffectModel):
             if self.film_log:
                 self.film_linear = nn.Linear(self.n_knobs, sum(self._film_sizes), bias=False)
                 nn.init.zeros_(self.film_linear.weight)
+        self.film_is_scale: Tensor
+        is_scale = torch.tensor(film_scale_mask(self._film_sizes))
+        self.register_buffer("film_is_scale", is_scale, persistent=False)
 
     @property
     def receptive_field(self) -> int:
@@ -247,7 +250,7 @@ class WaveNet(EffectModel):
         terms = self.film(knobs)
         if self.film_linear is not None:
             terms = terms + self.film_linear(knobs)
-        is_scale = torch.tensor(film_scale_mask(self._film_sizes), device=terms.device)
+        is_scale = self.film_is_scale
         if self.film_log:  # exp of the scale terms only: a large shift must not overflow
             return torch.where(is_scale, torch.exp(terms.masked_fill(~is_scale, 0.0)), terms)
         return torch.where(is_scale, 1 + terms, terms)
