@@ -21,7 +21,8 @@ single-setting model.
     python benchmarks/knobs.py --effect distortion --knob drive=0:40 --knob tone=500:8000 \\
         --knob level=-24:6 --minutes 10 --out /tmp/knobs_distortion
     python benchmarks/knobs.py --effect compressor --knob threshold=-60:0 --knob ratio=1:20 \\
-        --knob attack=0.1:200 --knob release=5:2000 --minutes 10 --out /tmp/knobs_comp
+        --knob attack=0.1:200 --knob release=5:2000 --model lstm --minutes 10 \\
+        --out /tmp/knobs_comp
     python benchmarks/knobs.py --in-channels 2 --knob drive=0:1 --knob muffle=0:1 --minutes 10 \\
         --command 'lv2file -i {dry} -o {wet} -p drive:{drive} -p muffle:{muffle} \\
         http://drobilla.net/plugins/mda/Overdrive' --out /tmp/knobs_overdrive
@@ -67,7 +68,8 @@ def train(out: Path, data: str, model: str, args: argparse.Namespace) -> None:
     if (out / model).exists():
         return  # resumable: a finished model is kept
     fxclone("train", data, "--out", model, "--minutes", str(args.minutes), "--epochs", "100000",
-            "--seed", str(args.seed), cwd=out, threads=args.threads)  # fmt: skip
+            "--seed", str(args.seed), *(["--model", args.model] if args.model else []),
+            cwd=out, threads=args.threads)  # fmt: skip
 
 
 def main() -> None:
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--in-channels", type=int, default=1)
     parser.add_argument("--knob", action="append", default=[], help="NAME=LO:HI or NAME=VALUE")
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall time each")
+    parser.add_argument("--model", help="model preset for every model (default: fxclone's)")
     parser.add_argument("--train-seconds", type=float, default=360.0)
     parser.add_argument("--points", type=int, default=24, help="unseen settings in the sweep")
     parser.add_argument("--min-distance", type=float, default=0.1)
@@ -148,6 +151,7 @@ def main() -> None:
         "effect": args.command or args.effect,
         "knobs": args.knob,
         "minutes": args.minutes,
+        "model": args.model or "default",
         "train_seconds": args.train_seconds,
         "settings": len(rows),
         "min_distance_to_training": min(r["nearest_training_distance"] for r in rows),
