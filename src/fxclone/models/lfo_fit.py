@@ -4,18 +4,23 @@
    wet signal is correlated with the dry one at every lag up to the longest delay (``R``,
    which follows a tremolo's gain at lag 0) and deconvolved by it (``P``: each delayed path
    one sharp peak, wherever the sweep has taken it).
-2. **Rate.** The modulation spectrum of those tracks, each frequency's power over the
+2. **Rate.** The modulation spectrum of those tracks and of the wet/dry transfer's
+   magnitude at each partial (85-ms frames: a swept comb moves across the partials of
+   narrowband material even where ``P`` shows no peak), each frequency's power over the
    median around it (lines stand out; the material's own modulation, read from the dry
    signal against itself, is discounted), peaks at the oscillator's rate or a harmonic; the
    peak is refined on the exact transform. It, half of it and the fundamental whose
    harmonics are most salient (and half of that) are the candidates.
-3. **Voices.** For each candidate, every frame's strongest peaks of ``P`` vote for the
-   sweeps ``centre + depth sin(theta + phase)`` through them (a Hough transform); the
+3. **Voices.** For each candidate, the strongest peaks of ``P`` vote for the sweeps
+   ``centre + depth sin(theta + phase)`` through them (a Hough transform), once over the
+   frames one by one and once over the frames folded at the candidate rate (their spectra
+   summed per oscillator phase before the division: on tones and chords one frame shows a
+   path only as a ripple at its partials, a phase's hundred frames as one peak); the
    best-voted, refined by least squares on the peaks they explain, are placed on the
    waveform one by one (a coordinate search for the highest correlation with what the dry
    path and the voices before leave), then kept only if, polished with the whole model,
    they cut its error by a fifth: a delayed read of correlated material always explains a
-   little.
+   little. Of the two sets, the one that fits better is kept.
 4. **Gains.** Given the sweeps, the dry tap, each voice's unrolled feedback echoes and the
    output gain's harmonics are a bilinear least-squares problem, started from its linear
    relaxation. The rate is searched within +-0.1 % with the gains solved at each point; the
@@ -37,9 +42,11 @@ import torch
 from fxclone.models.lfo import LFOModel, read_delayed
 from fxclone.models.lfo_frames import (
     find_voices,
+    folded_response,
     frame_correlation,
     rate_candidates,
     sharpen_rate,
+    transfer_tracks,
 )
 
 
@@ -210,6 +217,47 @@ def _esr(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
     return torch.sum((y - target) ** 2) / torch.sum(target**2).clamp_min(1e-12)
 
 
+@torch.no_grad()
+def _fit_voices(
+    model: LFOModel,
+    rate: float,
+    voices: Sequence[tuple[float, float, float, float]],
+    buffer: torch.Tensor,
+    search: torch.Tensor,
+    probe: torch.Tensor,
+    target: torch.Tensor,
+    pad: int,
+) -> tuple[float, float, dict[str, torch.Tensor]]:
+    """The model at ``rate`` with the swept ``voices`` (samples, samples, rad, votes) placed
+    on the waveform and kept while they help, gains solved: ``(probe ESR, rate, state)``."""
+    sr = model.sample_rate
+    model.log_rate.fill_(math.log(rate))
+    model.phase.zero_()
+    model.feedback.zero_()
+    model.delay_shape.zero_()
+    for i in range(model.voice_gain.numel()):
+        centre, depth, phase, _ = voices[i] if i < len(voices) else (1.0, 0.0, 0.0, 0)
+        model.delay_ms[i] = centre / sr * 1e3
+        model.depth_ms[i] = depth / sr * 1e3
+        model.voice_phase[i] = phase
+    # each voice is placed against what the dry path and the voices before it leave
+    y = target[search]
+    for i in range(len(voices)):
+        _polish_voice(model, i, buffer, search, _residual(model, buffer, search, y, i))
+    # Voices join one at a time while each cuts the error clearly: a delayed read of
+    # correlated material always explains a little (a tremolo has no voice at all).
+    active: list[int] = []
+    error = _solved_esr(model, buffer, search, y, pad, active)
+    for i in range(len(voices)):
+        trial = _polish_with(model, buffer, search, y, pad, active, i)
+        if trial < 0.8 * error and error - trial > 1e-5:
+            active, error = [*active, i], trial
+    _polish_rate(model, buffer, search, y, pad, active)
+    esr = float(_esr(model, buffer, probe, target[probe], pad))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    return esr, float(torch.exp(model.log_rate)), state
+
+
 def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) -> float:
     """Fit ``model`` in place to mono float ``dry``/``wet`` streams; returns its ESR on
     windows of the stream."""
@@ -226,40 +274,25 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
     search = _windows(buffer.shape[-1], pad, 32, 512, rng)  # (a quarter of the work)
     fits: list[tuple[float, float, dict[str, torch.Tensor]]] = []
     with torch.no_grad():
-        for rate in rate_candidates(times, r, p, valid, own):
-            model.log_rate.fill_(math.log(rate))
-            model.phase.zero_()
-            model.feedback.zero_()
-            model.delay_shape.zero_()
+        transfer = transfer_tracks(dry64, wet64, sr)
+        for rate in rate_candidates(times, r, p, valid, own, transfer):
             # frames of an eighth of a cycle follow the sweep (at most 85 ms, at least 5 ms)
             frame_s = min(0.085, max(0.005, 0.125 / rate))
-            sweep_frames = frame_correlation(dry64, wet64, sr, max_lag, frame_s)
-            times_v, _, p_v, valid_v = sweep_frames
-            voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
+            times_v, _, p_v, valid_v = frame_correlation(dry64, wet64, sr, max_lag, frame_s)
+            count = model.voice_gain.numel()
+            voices = find_voices(times_v, p_v, valid_v, rate, count, sr)
+            sharp = rate
             if voices:  # the strongest sweep pins the rate down; the voices again at it
-                rate = sharpen_rate(times_v, p_v, valid_v, rate, voices[0], sr)
-                model.log_rate.fill_(math.log(rate))
-                voices = find_voices(times_v, p_v, valid_v, rate, model.voice_gain.numel(), sr)
-            for i in range(model.voice_gain.numel()):
-                centre, depth, phase, _ = voices[i] if i < len(voices) else (1.0, 0.0, 0.0, 0)
-                model.delay_ms[i] = centre / sr * 1e3
-                model.depth_ms[i] = depth / sr * 1e3
-                model.voice_phase[i] = phase
-            # each voice is placed against what the dry path and the voices before it leave
-            y = target_all[search]
-            for i in range(len(voices)):
-                _polish_voice(model, i, buffer, search, _residual(model, buffer, search, y, i))
-            # Voices join one at a time while each cuts the error clearly: a delayed read of
-            # correlated material always explains a little (a tremolo has no voice at all).
-            active: list[int] = []
-            error = _solved_esr(model, buffer, search, target_all[search], pad, active)
-            for i in range(len(voices)):
-                trial = _polish_with(model, buffer, search, target_all[search], pad, active, i)
-                if trial < 0.8 * error and error - trial > 1e-5:
-                    active, error = [*active, i], trial
-            _polish_rate(model, buffer, search, target_all[search], pad, active)
-            esr = float(_esr(model, buffer, probe, target_all[probe], pad))
-            fits.append((esr, rate, {k: v.clone() for k, v in model.state_dict().items()}))
+                sharp = sharpen_rate(times_v, p_v, valid_v, rate, voices[0], sr)
+                voices = find_voices(times_v, p_v, valid_v, sharp, count, sr)
+            # the same from the frames folded at the rate (narrowband material: one frame's
+            # response is a ripple, the phase's many frames' a peak)
+            fold_t, fold_p = folded_response(dry64, wet64, sr, max_lag, rate, min(frame_s, 0.043))
+            folded = find_voices(fold_t, fold_p, np.ones(fold_t.size, bool), rate, count, sr)
+            trials = [(sharp, voices), (rate, folded)] if count else [(rate, [])]
+            tried = [_fit_voices(model, at, found, buffer, search, probe, target_all, pad)
+                     for at, found in trials]  # fmt: skip
+            fits.append(min(tried, key=lambda f: f[0]))
 
     # The fastest rate that fits about as well as the best: a slower one can mimic it with
     # harmonics, never the other way round. "About as well" is twice the error while that is

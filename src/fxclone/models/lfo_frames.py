@@ -55,6 +55,52 @@ def frame_correlation(
     return (starts + frame / 2) / sample_rate, r, p, valid
 
 
+def folded_response(
+    dry: np.ndarray,
+    wet: np.ndarray,
+    sample_rate: int,
+    max_lag: int,
+    rate: float,
+    frame_s: float,
+    bins: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(times_s (bins,), P (bins, L))``: the impulse response at each of ``bins`` phases of
+    an oscillator at ``rate``, from every frame at that phase. The frames' cross- and
+    auto-spectra are summed per phase bin before the division (epoch folding), so the
+    response at a phase is estimated from all the material played there: one frame of a
+    sine or a chord shows a delayed path only as a ripple at its partials (every lag a
+    period away looks alike), while a hundred frames of different notes pin it to one lag.
+    At a wrong rate the bins mix every phase and the swept paths blur away. ``times_s`` are
+    the bins' centres as times within the first cycle (for :func:`find_voices`)."""
+    frame = 1 << max(6, round(math.log2(frame_s * sample_rate)))
+    hop = max(1, round(sample_rate / 64))
+    starts = np.arange(0, max(1, dry.size - frame), hop)
+    size = scipy.fft.next_fast_len(frame + max_lag, real=True)
+    padded = np.concatenate([np.zeros(max_lag), dry])
+    cycles = rate * (starts + frame / 2) / sample_rate
+    which = np.floor((cycles % 1.0) * bins).astype(np.int64) % bins
+    cross = np.zeros((bins, size // 2 + 1), np.complex128)
+    auto = np.zeros((bins, size // 2 + 1))
+    for chunk in np.array_split(np.arange(starts.size), max(1, starts.size // 256)):
+        xs = np.stack([padded[s : s + frame + max_lag] for s in starts[chunk]])
+        ws = np.stack([wet[s : s + frame] for s in starts[chunk]])
+        spec = scipy.fft.rfft(xs, size)
+        product = spec * np.conj(scipy.fft.rfft(ws, size))
+        for k, rows in _groups(which[chunk]):
+            cross[k] += product[rows].sum(axis=0)
+            auto[k] += (np.abs(spec[rows]) ** 2).sum(axis=0)
+    floor = 1e-3 * np.mean(auto, axis=1, keepdims=True) + 1e-30
+    p = scipy.fft.irfft(cross / (auto + floor), size)[:, max_lag::-1]
+    return (np.arange(bins) + 0.5) / bins / rate, p
+
+
+def _groups(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """``(label, indices)`` for each distinct label."""
+    order = np.argsort(labels, kind="stable")
+    values, first = np.unique(labels[order], return_index=True)
+    return list(zip(values.tolist(), np.split(order, first[1:]), strict=True))
+
+
 def _salience(times: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Power of the columns of ``z`` over frames (summed), over its local median: lines stand
     out, the material's broad changes do not. ``(log-spaced frequencies, salience)``."""
@@ -77,11 +123,17 @@ def _tracks(x: np.ndarray, valid: np.ndarray, always: list[int]) -> np.ndarray:
 
 
 def rate_candidates(
-    times: np.ndarray, r: np.ndarray, p: np.ndarray, valid: np.ndarray, own: np.ndarray
+    times: np.ndarray,
+    r: np.ndarray,
+    p: np.ndarray,
+    valid: np.ndarray,
+    own: np.ndarray,
+    transfer: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[float]:
     """Candidates for the oscillator's rate (Hz): the strongest modulation line of the gain
-    (``R`` at lag 0), of the lags of ``R`` that vary most and of the delayed paths (``P``),
-    each with the subharmonics it may be (the fit decides).
+    (``R`` at lag 0), of the lags of ``R`` that vary most, of the delayed paths (``P``) and
+    of the ``transfer`` tracks (``(times, tracks)`` from :func:`transfer_tracks`), each with
+    the subharmonics it may be (the fit decides).
 
     ``own`` is ``R`` of the dry signal against itself: the material's own modulation (a
     note's vibrato moves its autocorrelation), whose lines are discounted."""
@@ -92,17 +144,17 @@ def rate_candidates(
     inner = p.copy()  # the deconvolution's edges (lag 0's sidelobes, the last lags) left out
     inner[:, :2] = 0.0
     inner[:, int(0.95 * (p.shape[1] - 1)) :] = 0.0
-    features = [_tracks(r[:, :1], valid, [0]), _tracks(r, valid, [0]), _tracks(inner, valid, [])]
-    scored = [_salience(times, z) for z in features]
+    features = [(times, _tracks(r[:, :1], valid, [0])), (times, _tracks(r, valid, [0])),
+                (times, _tracks(inner, valid, [])), *([transfer] if transfer else [])]  # fmt: skip
+    scored = [_salience(t, z) for t, z in features]
     scored = [(grid, sal / discount) if i < 2 else (grid, sal)
               for i, (grid, sal) in enumerate(scored)]  # fmt: skip
-    step = float(np.median(np.diff(times)))
-    span = times[-1] - times[0] + step
     candidates: list[float] = []
-    for z, (grid_s, sal) in zip(features, scored, strict=True):
-        if float(np.max(sal)) < _LINE:
+    for (t, z), (grid_s, sal) in zip(features, scored, strict=True):
+        if z.size == 0 or float(np.max(sal)) < _LINE:
             continue
-        peak = _refine_peak(times, z, float(grid_s[np.argmax(sal)]), 2.0 / span)
+        span = t[-1] - t[0] + float(np.median(np.diff(t)))
+        peak = _refine_peak(t, z, float(grid_s[np.argmax(sal)]), 2.0 / span)
         # The strongest line may be a harmonic: a sweep's peak passes a lag twice a cycle
         # (many harmonics), two voices in antiphase repeat every half cycle. The fundamental
         # with the most salient harmonics (the sum of their log salience, up to the tenth)
@@ -115,6 +167,39 @@ def rate_candidates(
             if rate >= _MIN_RATE and all(abs(rate / c - 1) > 0.01 for c in candidates):
                 candidates.append(rate)
     return candidates
+
+
+def transfer_tracks(
+    dry: np.ndarray, wet: np.ndarray, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres_s (F,), tracks (F, B))``: how the wet/dry transfer's magnitude at each
+    partial moves. In frames of about 85 ms (long enough to resolve the partials of notes;
+    hop as :func:`frame_correlation`), ``|W / X|`` at every bin from 50 Hz to 2 kHz where the
+    dry frame has energy (power over a millionth of the stream's strongest bin), less the
+    bin's mean, and zero where it has none; bins with energy in under 5 % of the frames are
+    left out, the rest standardised. A swept delay moves its comb across the partials, so
+    each bin's magnitude rises and falls at the oscillator's rate (twice it for two voices
+    in antiphase) even where the material is too narrowband for the impulse response ``P``
+    to show a peak."""
+    frame = 1 << max(6, round(math.log2(0.085 * sample_rate)))
+    hop = max(1, round(sample_rate / 64))
+    starts = np.arange(0, max(1, dry.size - frame), hop)
+    freqs = np.fft.rfftfreq(frame, 1.0 / sample_rate)
+    band = (freqs >= 50.0) & (freqs <= 2000.0)
+    window = np.hanning(frame)
+    power, ratio = [], []
+    for chunk in np.array_split(starts, max(1, starts.size // 256)):
+        xs = scipy.fft.rfft(np.stack([dry[s : s + frame] for s in chunk]) * window)[:, band]
+        ws = scipy.fft.rfft(np.stack([wet[s : s + frame] for s in chunk]) * window)[:, band]
+        power.append(np.abs(xs) ** 2)
+        ratio.append(np.abs(ws) / np.maximum(np.abs(xs), 1e-30))
+    auto, z = np.concatenate(power), np.concatenate(ratio)
+    heard = auto > 1e-6 * max(float(auto.max(initial=0.0)), 1e-30)
+    keep = heard.mean(axis=0) >= 0.05
+    heard, z = heard[:, keep], z[:, keep]
+    mean = np.sum(z * heard, axis=0) / np.maximum(heard.sum(axis=0), 1)
+    z = (z - mean) * heard
+    return (starts + frame / 2) / sample_rate, z / (z.std(axis=0) + 1e-12)
 
 
 def _refine_peak(times: np.ndarray, z: np.ndarray, peak: float, width: float) -> float:
