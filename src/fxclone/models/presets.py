@@ -26,6 +26,7 @@ from fxclone.models.octaver import OctaverConfig
 from fxclone.models.phaser import PhaserConfig
 from fxclone.models.pitch import PitchConfig
 from fxclone.models.rnn import RNNConfig
+from fxclone.models.splice import SpliceConfig
 from fxclone.models.tape import TapeConfig
 from fxclone.models.tcn import TCNConfig
 from fxclone.models.wavenet import LayerArrayConfig, WaveNetConfig
@@ -205,6 +206,15 @@ PRESETS: dict[str, Preset] = {
             " loop with high- and low-pass filters, mixed with the dry signal; delay and wobble"
             " read from cross-correlation, the loop's values scanned",
             tiny={"max_delay_ms": 20.0, "fit_seconds": 0.5},
+        ),
+        Preset(
+            "splice",
+            "splice",
+            SpliceConfig(),
+            "delay-line pitch shifter / detuner: two taps sliding through a window, Hann"
+            " crossfaded, mixed with the dry signal; window and slope read from the wet"
+            " signal's delayed copies, refined on the waveform",
+            tiny={"max_window_ms": 20.0, "fit_seconds": 0.5},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

@@ -30,6 +30,7 @@ from fxclone.models.pitch import PitchModel
 from fxclone.models.presets import PRESETS, Preset
 from fxclone.models.resample import ResampledModel, resampling_factor
 from fxclone.models.rnn import RecurrentModel
+from fxclone.models.splice import SpliceModel
 from fxclone.models.tape import TapeModel
 from fxclone.models.tcn import TCN
 from fxclone.models.wavenet import WaveNet
@@ -43,6 +44,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     PitchModel.family: PitchModel,
     OctaverModel.family: OctaverModel,
     TapeModel.family: TapeModel,
+    SpliceModel.family: SpliceModel,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
