@@ -16,10 +16,12 @@ result is reported three ways:
     python benchmarks/modulation.py --out /tmp/modulation --threads 1
     python benchmarks/modulation.py --out /tmp/modulation --effects chorus,flanger
     python benchmarks/modulation.py --out /tmp/modulation --effects mda-thruzero,mda-dubdelay
+    python benchmarks/modulation.py --out /tmp/modulation --effects mda-detune
 
 The ``mda-*`` entries render the mda LV2 plugins at their default settings through
 ``lv2file`` (``--command``, the left channel of their stereo output) and fit the oscillator
-model, or the impulse-response model to the delay and the ambience.
+model, the impulse-response model to the delay and the ambience, or the splice model (a
+delay-line pitch shifter) to Detune.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ EFFECTS: dict[str, tuple[list[str], str, float | None]] = {
     "mda-leslie": (["--command", MDA + "Leslie", *STEREO], "lfo", None),
     "mda-dubdelay": (["--command", MDA + "DubDelay", *STEREO], "ir", None),
     "mda-ambience": (["--command", MDA + "Ambience", *STEREO], "ir", None),
+    # Detune's default: 2.4 cents down on the left (3 x 0.2^3 semitones), a 1024-sample
+    # window at 48 kHz: the taps wrap round it at 48000 (1 - 2^(-0.024/12)) / 1024 Hz
+    "mda-detune": (["--command", MDA + "Detune", *STEREO], "splice", 0.0649),
 }
 
 
