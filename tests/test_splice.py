@@ -56,8 +56,8 @@ def test_taps_crossfade_and_stream_as_offline() -> None:
 @functools.cache
 def _fitted(slope: float) -> SpliceModel:
     source = _shifter(slope, 400.0, 1.0)
-    dry = bursts(24.0, 1, SR)
-    model = create_model("splice", sample_rate=SR, overrides={"fit_seconds": 4.0})
+    dry = bursts(16.0, 1, SR)
+    model = create_model("splice", sample_rate=SR, overrides={"fit_seconds": 2.0})
     assert isinstance(model, SpliceModel)
     fit_splice(model, dry, _run(source, dry))
     return model
@@ -65,7 +65,7 @@ def _fitted(slope: float) -> SpliceModel:
 
 @pytest.mark.parametrize("cents", [-8.0, 12.0])
 def test_fit_finds_the_window_and_slope(cents: float) -> None:
-    """From 24 s of noise bursts, a shifter 8 cents down or 12 up: window within a sample,
+    """From 16 s of noise bursts, a shifter 8 cents down or 12 up: window within a sample,
     slope within 0.1 %, and on music-like material an ESR under 1e-3 (the dry signal alone:
     above 0.5)."""
     slope = 1.0 - 2.0 ** (cents / 1200.0)
@@ -79,7 +79,7 @@ def test_fit_finds_the_window_and_slope(cents: float) -> None:
 
 
 def test_fit_refuses_a_wet_signal_with_no_delayed_copy() -> None:
-    dry = bursts(6.0, 1, SR)
+    dry = bursts(3.0, 1, SR)
     model = create_model("splice", sample_rate=SR)
     assert isinstance(model, SpliceModel)
     with pytest.raises(FxcloneError, match="no delayed copy"):

@@ -198,7 +198,7 @@ def fit_splice(model: SpliceModel, dry: np.ndarray, wet: np.ndarray, seed: int =
 
     length = float(at.max() - at.min()) + 1.0
     spans = {"delay": 2.0, "rate": 4.0 / (window * length), "window": 2.0}
-    for _ in range(5):
+    for _ in range(3):
         for name in spans:
             start = values[name]
             grid = start + np.linspace(-spans[name], spans[name], 17)
