@@ -43,8 +43,14 @@ EFFECTS: dict[str, tuple[list[str], str, float | None]] = {
     name: (["--effect", name], "phaser" if name == "phaser" else "lfo", None)
     for name in ("tremolo", "vibrato", "chorus", "flanger", "phaser")
 } | {
-    # ThruZero's default rate knob 0.3: 10^(3 x 0.3 - 2) Hz (its source: a triangle sweep)
-    "mda-thruzero": (["--command", MDA + "ThruZero", *STEREO], "lfo", 10 ** (3 * 0.3 - 2)),
+    # ThruZero's default rate knob 0.3: 10^(3 x 0.3 - 2) Hz at the 44.1 kHz the plugin's
+    # code assumes, so 48/44.1 of that at 48 kHz (measured on noise: 0.087 Hz); its sweep is
+    # 1 - saw^2 (a cusp at zero delay), 2000 x 0.43^2 = 370 samples deep
+    "mda-thruzero": (
+        ["--command", MDA + "ThruZero", *STEREO],
+        "lfo",
+        10 ** (3 * 0.3 - 2) * 48000 / 44100,
+    ),
     "mda-leslie": (["--command", MDA + "Leslie", *STEREO], "lfo", None),
     "mda-dubdelay": (["--command", MDA + "DubDelay", *STEREO], "ir", None),
     "mda-ambience": (["--command", MDA + "Ambience", *STEREO], "ir", None),
