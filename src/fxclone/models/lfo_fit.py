@@ -217,6 +217,19 @@ def _esr(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
     return torch.sum((y - target) ** 2) / torch.sum(target**2).clamp_min(1e-12)
 
 
+def _same_sweeps(
+    these: Sequence[tuple[float, float, float, float]],
+    those: Sequence[tuple[float, float, float, float]],
+) -> bool:
+    """Whether every sweep of ``these`` is one of ``those`` (centre and depth within two
+    samples, phase within 0.1 rad)."""
+    return all(
+        any(abs(c - c2) <= 2.0 and abs(d - d2) <= 2.0
+            and abs(math.remainder(p - p2, 2.0 * math.pi)) <= 0.1 for c2, d2, p2, _ in those)
+        for c, d, p, _ in these
+    )  # fmt: skip
+
+
 @torch.no_grad()
 def _fit_voices(
     model: LFOModel,
@@ -289,7 +302,9 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
             # response is a ripple, the phase's many frames' a peak)
             fold_t, fold_p = folded_response(dry64, wet64, sr, max_lag, rate, min(frame_s, 0.043))
             folded = find_voices(fold_t, fold_p, np.ones(fold_t.size, bool), rate, count, sr)
-            trials = [(sharp, voices), (rate, folded)] if count else [(rate, [])]
+            trials = [(sharp, voices)]
+            if not _same_sweeps(folded, voices):  # (broadband material: they agree)
+                trials.append((rate, folded))
             tried = [_fit_voices(model, at, found, buffer, search, probe, target_all, pad)
                      for at, found in trials]  # fmt: skip
             fits.append(min(tried, key=lambda f: f[0]))
