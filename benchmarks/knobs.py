@@ -23,7 +23,8 @@ single-setting model.
     python benchmarks/knobs.py --effect compressor --knob threshold=-60:0 --knob ratio=1:20 \\
         --knob attack=0.1:200 --knob release=5:2000 --model lstm --minutes 10 \\
         --out /tmp/knobs_comp
-    python benchmarks/knobs.py --in-channels 2 --knob drive=0:1 --knob muffle=0:1 --minutes 10 \\
+    python benchmarks/knobs.py --in-channels 2 --out-channel left --knob drive=0:1 \\
+        --knob muffle=0:1 --minutes 10 \\
         --command 'lv2file -i {dry} -o {wet} -p drive:{drive} -p muffle:{muffle} \\
         http://drobilla.net/plugins/mda/Overdrive' --out /tmp/knobs_overdrive
 """
@@ -55,7 +56,8 @@ def fxclone(*args: str, cwd: Path, threads: int | None = None) -> str:
 
 def source_args(args: argparse.Namespace) -> list[str]:
     if args.command:
-        return ["--command", args.command, "--in-channels", str(args.in_channels)]
+        out = ["--out-channel", args.out_channel] if args.out_channel else []
+        return ["--command", args.command, "--in-channels", str(args.in_channels), *out]
     return ["--effect", args.effect]
 
 
@@ -78,6 +80,7 @@ def main() -> None:
     parser.add_argument("--effect", default="distortion", help="built-in effect")
     parser.add_argument("--command", help="external renderer (fxclone render --command)")
     parser.add_argument("--in-channels", type=int, default=1)
+    parser.add_argument("--out-channel", help="keep one channel of a stereo renderer (left)")
     parser.add_argument("--knob", action="append", default=[], help="NAME=LO:HI or NAME=VALUE")
     parser.add_argument("--minutes", type=float, default=10.0, help="training wall time each")
     parser.add_argument("--model", help="model preset for every model (default: fxclone's)")
