@@ -1,4 +1,5 @@
-"""Shared fixtures: the forked CLI runner (see tests/cli_harness.py)."""
+"""Shared fixtures: the forked CLI runner (see tests/cli_harness.py), one server for the
+whole session (each command runs in a fresh fork of it, so nothing carries over)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from cli_harness import Cli
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     runner = Cli(tmp_path_factory.mktemp("cli_logs"))
     yield runner

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from cli_harness import assert_clean_failure, no_output, plain_cli, write_wav
+from cli_harness import assert_clean_failure, no_output, write_wav
 from fxclone.errors import FxcloneError
 from fxclone.models import KnobSpec, create_model
 from fxclone.models.wavenet import film_scale_mask
@@ -160,12 +160,12 @@ def test_apply_follows_an_automation_file(saved, tmp_path) -> None:
         ("time,knob,value\n", "no knob changes"),
     ],
 )
-def test_bad_automation_files_fail_cleanly(saved, tmp_path, text, needle) -> None:
+def test_bad_automation_files_fail_cleanly(cli, saved, tmp_path, text, needle) -> None:
     model_path, tone = saved
     csv = tmp_path / "auto.csv"
     csv.write_text(text)
     out = tmp_path / "out.wav"
-    proc = plain_cli("apply", str(model_path), str(tone), str(out), "--automation", str(csv),
-                     cwd=tmp_path)  # fmt: skip
+    proc = cli("apply", str(model_path), str(tone), str(out), "--automation", str(csv),
+               cwd=tmp_path)  # fmt: skip
     assert_clean_failure(proc, needle, "auto.csv")
     no_output(out)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cli_harness import assert_clean_failure, plain_cli
+from cli_harness import assert_clean_failure
 from fxclone.dataset import GenerateConfig, generate_dataset, load_dataset, load_pairs
 from fxclone.effects import get_effect
 from fxclone.errors import FxcloneError
@@ -94,7 +94,7 @@ def test_a_command_gets_each_segments_values(data: Path) -> None:
             np.testing.assert_allclose(pair.wet, pair.dry * pair.knobs["gain"], atol=1e-6)
 
 
-def test_bad_ranges_fail_cleanly_and_leave_the_dataset(data: Path) -> None:
+def test_bad_ranges_fail_cleanly_and_leave_the_dataset(cli, data: Path) -> None:
     before = (data / "manifest.json").read_text()
     for args, needle in (
         (["--knob", "drive=0:50"], "range 0..40"),
@@ -102,6 +102,6 @@ def test_bad_ranges_fail_cleanly_and_leave_the_dataset(data: Path) -> None:
         (["--knob", "drive=0:40", "--sampling", "sobol"], "sobol"),
         (["--knob", "drive=0:40", "--segment-seconds", "0.1"], "too short"),
     ):
-        proc = plain_cli("render", str(data), "--effect", "distortion", *args, cwd=data.parent)
+        proc = cli("render", str(data), "--effect", "distortion", *args, cwd=data.parent)
         assert_clean_failure(proc, needle)
     assert (data / "manifest.json").read_text() == before

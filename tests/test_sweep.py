@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cli_harness import assert_clean_failure, plain_cli
+from cli_harness import assert_clean_failure
 from fxclone.dataset import GenerateConfig, generate_dataset
 from fxclone.errors import FxcloneError
 from fxclone.journey import render
@@ -78,14 +78,14 @@ def test_sweep_scores_match_an_independent_computation(trained, tmp_path) -> Non
     assert images[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_cli_writes_the_table_and_refuses_a_model_without_knobs(trained, tmp_path) -> None:
+def test_the_cli_writes_the_table_and_refuses_a_model_without_knobs(cli, trained, tmp_path) -> None:
     model_path, data = trained
-    proc = plain_cli("sweep", str(model_path), str(data), "--out", "sw", "--points", "4",
-                     cwd=tmp_path)  # fmt: skip
+    proc = cli("sweep", str(model_path), str(data), "--out", "sw", "--points", "4",
+               cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((tmp_path / "sw" / "sweep.json").read_text())
     assert doc["settings"] == 4 and doc["worst_esr"] >= doc["median_esr"] >= doc["best_esr"]
     assert (tmp_path / "sw" / "sweep.md").read_text().count("\n|") >= 5
     plain = save_model(tmp_path / "plain.safetensors", create_model("wavenet-nano", sample_rate=SR))
-    proc = plain_cli("sweep", str(plain), str(data), "--out", "x", cwd=tmp_path)
+    proc = cli("sweep", str(plain), str(data), "--out", "x", cwd=tmp_path)
     assert_clean_failure(proc, "knob-conditioned")
