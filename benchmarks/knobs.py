@@ -13,6 +13,10 @@ For one effect (built-in, or an external command such as an LV2 plugin through `
    ``--minutes``, and score both models on that setting's test split with ``fxclone
    evaluate``.
 
+With two knobs, settings sampled per 2-s segment leave no point 0.1 away from all of them:
+train on a grid instead (``--sampling grid --segment-seconds 14.4``: 25 settings, 5 per knob)
+and sweep the grid between (``--levels 9``: every point with an odd index is 0.125 away).
+
 The result (``OUT/result.json`` and a Markdown table) gives the sweep's median and worst test
 ESR and their ratios to the single-setting models' ESR: the median of the sweep over the
 median of the three single-setting models, and the worst setting against its own
@@ -24,7 +28,7 @@ single-setting model.
         --knob attack=0.1:200 --knob release=5:2000 --model lstm --minutes 10 \\
         --out /tmp/knobs_comp
     python benchmarks/knobs.py --in-channels 2 --out-channel left --knob drive=0:1 \\
-        --knob muffle=0:1 --minutes 10 \\
+        --knob muffle=0:1 --sampling grid --segment-seconds 14.4 --levels 9 --minutes 10 \\
         --command 'lv2file -i {dry} -o {wet} -p drive:{drive} -p muffle:{muffle} \\
         http://drobilla.net/plugins/mda/Overdrive' --out /tmp/knobs_overdrive
 """
@@ -87,6 +91,9 @@ def main() -> None:
     parser.add_argument("--train-seconds", type=float, default=360.0)
     parser.add_argument("--points", type=int, default=24, help="unseen settings in the sweep")
     parser.add_argument("--min-distance", type=float, default=0.1)
+    parser.add_argument("--sampling", default="lhs", help="training settings: lhs, random, grid")
+    parser.add_argument("--segment-seconds", type=float, help="seconds per training setting")
+    parser.add_argument("--levels", type=int, default=5, help="sweep grid values per knob")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for training")
     parser.add_argument("--jobs", type=int, default=1, help="single-setting models at once")
@@ -98,12 +105,15 @@ def main() -> None:
 
     if not (out / "data" / "wet").is_dir():
         fxclone("generate", "data", *generate, cwd=out)
-        fxclone("render", "data", *source_args(args), *knobs, "--seed", str(args.seed), cwd=out)
+        segments = ["--segment-seconds", str(args.segment_seconds)] if args.segment_seconds else []
+        fxclone("render", "data", *source_args(args), *knobs, "--seed", str(args.seed),
+                "--sampling", args.sampling, *segments, cwd=out)  # fmt: skip
     t0 = time.time()
     train(out, "data", "conditioned.safetensors", args)
     if not (out / "sweep" / "sweep.json").exists():
         fxclone("sweep", "conditioned.safetensors", "data", "--out", "sweep", "--points",
-                str(args.points), "--min-distance", str(args.min_distance), cwd=out)  # fmt: skip
+                str(args.points), "--min-distance", str(args.min_distance), "--levels",
+                str(args.levels), cwd=out)  # fmt: skip
     sweep = json.loads((out / "sweep" / "sweep.json").read_text())
     rows = sorted(sweep["rows"], key=lambda r: r["esr"])
     picks = {"best": rows[0], "median": rows[len(rows) // 2], "worst": rows[-1]}
