@@ -14,8 +14,9 @@ For one effect (built-in, or an external command such as an LV2 plugin through `
    evaluate``.
 
 With two knobs, settings sampled per 2-s segment leave no point 0.1 away from all of them:
-train on a grid instead (``--sampling grid --segment-seconds 14.4``: 25 settings, 5 per knob)
-and sweep the grid between (``--levels 9``: every point with an odd index is 0.125 away).
+train on a grid instead (``--sampling grid --segment-seconds 14.4``: 36 segments, a grid of 6
+values per knob) and sweep a grid that falls between (``--levels 11``: 42 of its points are
+0.1 or more from every training setting, the extremes of both knobs among them).
 
 The result (``OUT/result.json`` and a Markdown table) gives the sweep's median and worst test
 ESR and their ratios to the single-setting models' ESR: the median of the sweep over the
@@ -28,7 +29,7 @@ single-setting model.
         --knob attack=0.1:200 --knob release=5:2000 --model lstm --minutes 10 \\
         --out /tmp/knobs_comp
     python benchmarks/knobs.py --in-channels 2 --out-channel left --knob drive=0:1 \\
-        --knob muffle=0:1 --sampling grid --segment-seconds 14.4 --levels 9 --minutes 10 \\
+        --knob muffle=0:1 --sampling grid --segment-seconds 14.4 --levels 11 --minutes 10 \\
         --command 'lv2file -i {dry} -o {wet} -p drive:{drive} -p muffle:{muffle} \\
         http://drobilla.net/plugins/mda/Overdrive' --out /tmp/knobs_overdrive
 """
