@@ -26,8 +26,7 @@ single-setting model.
     python benchmarks/knobs.py --effect distortion --knob drive=0:40 --knob tone=500:8000 \\
         --knob level=-24:6 --minutes 10 --out /tmp/knobs_distortion
     python benchmarks/knobs.py --effect compressor --knob threshold=-60:0 --knob ratio=1:20 \\
-        --knob attack=0.1:200 --knob release=5:2000 --model lstm --minutes 10 \\
-        --out /tmp/knobs_comp
+        --knob attack=0.1:200 --knob release=5:2000 --minutes 10 --out /tmp/knobs_comp
     python benchmarks/knobs.py --in-channels 2 --out-channel left --knob drive=0:1 \\
         --knob muffle=0:1 --sampling grid --segment-seconds 14.4 --levels 11 --minutes 10 \\
         --command 'lv2file -i {dry} -o {wet} -p drive:{drive} -p muffle:{muffle} \\
