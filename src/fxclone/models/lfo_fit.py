@@ -20,7 +20,8 @@
    waveform one by one (a coordinate search for the highest correlation with what the dry
    path and the voices before leave), then kept only if, polished with the whole model,
    they cut its error by a fifth: a delayed read of correlated material always explains a
-   little. Of the two sets, the one that fits better is kept.
+   little. Of the two sets, the one that fits better is kept (the folded one is tried only
+   where it differs from the other).
 4. **Gains.** Given the sweeps, the dry tap, each voice's unrolled feedback echoes and the
    output gain's harmonics are a bilinear least-squares problem, started from its linear
    relaxation. The rate is searched within +-0.1 % with the gains solved at each point; the

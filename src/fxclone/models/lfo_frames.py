@@ -8,6 +8,7 @@ the swept delays (voices) their peaks follow.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import scipy.fft
@@ -16,6 +17,27 @@ import scipy.ndimage
 _MIN_RATE, _MAX_RATE = 0.03, 15.0  # Hz searched for the oscillator
 _LINE = 4.0  # salience (power over the local median) of a modulation line
 _SILENT = 1e-6  # frames whose dry power (mean square) is below this are left out
+
+
+def _frame_starts(samples: int, sample_rate: int, seconds: float) -> tuple[int, np.ndarray]:
+    """Frames of ``seconds`` (rounded to a power of two samples) every 1/64 s: ``(frame
+    length, first samples)``."""
+    frame = 1 << max(6, round(math.log2(seconds * sample_rate)))
+    hop = max(1, round(sample_rate / 64))
+    return frame, np.arange(0, max(1, samples - frame), hop)
+
+
+def _spectra(
+    dry: np.ndarray, wet: np.ndarray, max_lag: int, frame: int, starts: np.ndarray, size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Up to 256 frames at a time: ``(indices into starts, dry frames with max_lag samples of
+    past, their spectra, cross-spectra with the wet frames)`` (FFTs of ``size``)."""
+    padded = np.concatenate([np.zeros(max_lag), dry])
+    for chunk in np.array_split(np.arange(starts.size), max(1, starts.size // 256)):
+        xs = np.stack([padded[s : s + frame + max_lag] for s in starts[chunk]])
+        ws = np.stack([wet[s : s + frame] for s in starts[chunk]])
+        spec = scipy.fft.rfft(xs, size)
+        yield chunk, xs, spec, spec * np.conj(scipy.fft.rfft(ws, size))
 
 
 def frame_correlation(
@@ -29,17 +51,10 @@ def frame_correlation(
     seconds (rounded to a power of two; by default the longer of 43 ms and 1.5 ``max_lag``):
     a fast sweep needs short frames to be followed."""
     seconds = frame_s or max(0.043, 1.5 * max_lag / sample_rate)
-    frame = 1 << max(6, round(math.log2(seconds * sample_rate)))
-    hop = max(1, round(sample_rate / 64))
-    starts = np.arange(0, max(1, dry.size - frame), hop)
+    frame, starts = _frame_starts(dry.size, sample_rate, seconds)
     size = scipy.fft.next_fast_len(frame + max_lag, real=True)
-    padded = np.concatenate([np.zeros(max_lag), dry])
     rows, paths, energy = [], [], []
-    for chunk in np.array_split(starts, max(1, starts.size // 256)):
-        xs = np.stack([padded[s : s + frame + max_lag] for s in chunk])
-        ws = np.stack([wet[s : s + frame] for s in chunk])
-        spec = scipy.fft.rfft(xs, size)
-        cross = spec * np.conj(scipy.fft.rfft(ws, size))
+    for _, xs, spec, cross in _spectra(dry, wet, max_lag, frame, starts, size):
         # lag l is index max_lag - l of the correlation
         rows.append(scipy.fft.irfft(cross, size)[:, max_lag::-1])
         auto = np.abs(spec) ** 2
@@ -72,20 +87,13 @@ def folded_response(
     period away looks alike), while a hundred frames of different notes pin it to one lag.
     At a wrong rate the bins mix every phase and the swept paths blur away. ``times_s`` are
     the bins' centres as times within the first cycle (for :func:`find_voices`)."""
-    frame = 1 << max(6, round(math.log2(frame_s * sample_rate)))
-    hop = max(1, round(sample_rate / 64))
-    starts = np.arange(0, max(1, dry.size - frame), hop)
+    frame, starts = _frame_starts(dry.size, sample_rate, frame_s)
     size = scipy.fft.next_fast_len(frame + max_lag, real=True)
-    padded = np.concatenate([np.zeros(max_lag), dry])
     cycles = rate * (starts + frame / 2) / sample_rate
     which = np.floor((cycles % 1.0) * bins).astype(np.int64) % bins
     cross = np.zeros((bins, size // 2 + 1), np.complex128)
     auto = np.zeros((bins, size // 2 + 1))
-    for chunk in np.array_split(np.arange(starts.size), max(1, starts.size // 256)):
-        xs = np.stack([padded[s : s + frame + max_lag] for s in starts[chunk]])
-        ws = np.stack([wet[s : s + frame] for s in starts[chunk]])
-        spec = scipy.fft.rfft(xs, size)
-        product = spec * np.conj(scipy.fft.rfft(ws, size))
+    for chunk, _, spec, product in _spectra(dry, wet, max_lag, frame, starts, size):
         for k, rows in _groups(which[chunk]):
             cross[k] += product[rows].sum(axis=0)
             auto[k] += (np.abs(spec[rows]) ** 2).sum(axis=0)
@@ -181,9 +189,7 @@ def transfer_tracks(
     each bin's magnitude rises and falls at the oscillator's rate (twice it for two voices
     in antiphase) even where the material is too narrowband for the impulse response ``P``
     to show a peak."""
-    frame = 1 << max(6, round(math.log2(0.085 * sample_rate)))
-    hop = max(1, round(sample_rate / 64))
-    starts = np.arange(0, max(1, dry.size - frame), hop)
+    frame, starts = _frame_starts(dry.size, sample_rate, 0.085)
     freqs = np.fft.rfftfreq(frame, 1.0 / sample_rate)
     band = (freqs >= 50.0) & (freqs <= 2000.0)
     window = np.hanning(frame)
