@@ -10,7 +10,7 @@ effects hold: a split is then validated and scored as one stream, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -62,3 +62,23 @@ class OscillatorModel(StreamFitted):
     @property
     def rate_hz(self) -> float:
         return float(torch.exp(self.log_rate.detach()))
+
+
+def coordinate_search(
+    params: Sequence[tuple[torch.Tensor, int, float]],
+    score: Callable[[], float],
+    rounds: int,
+    points: int = 17,
+) -> None:
+    """Maximise ``score`` over entries ``param[j]``, each on a grid of ``+-span`` in turn,
+    the spans shrinking fourfold a round (the stream-fitted models' searches)."""
+    for _ in range(rounds):
+        for param, j, span in params:
+            start = float(param[j])
+            grid = start + np.linspace(-span, span, points)
+            scores = []
+            for value in grid:
+                param[j] = float(value)
+                scores.append(score())
+            param[j] = float(grid[int(np.argmax(scores))])
+        params = [(p, j, span / 4) for p, j, span in params]

@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from fxclone.models.closed_form import coordinate_search
 from fxclone.models.lfo import LFOModel, read_delayed
 from fxclone.models.lfo_frames import (
     find_voices,
@@ -71,10 +72,10 @@ def _polish_voice(model: LFOModel, i: int, buffer: torch.Tensor, positions: torc
     # to land within an eighth of a sample (a coarser grid can miss the peak altogether).
     depth = float(model.depth_ms[i]) / ms
     points = int(np.clip(12.8 * depth, 17, 513)) | 1
-    _coordinate_search([(model.voice_phase, i, 0.8)], score, rounds=1, points=points)
+    coordinate_search([(model.voice_phase, i, 0.8)], score, rounds=1, points=points)
     params = [(model.voice_phase, i, 0.8 / points), (model.delay_ms, i, 3 * ms),
               (model.depth_ms, i, 3 * ms)]  # fmt: skip
-    _coordinate_search(params, score, rounds=4)
+    coordinate_search(params, score, rounds=4)
 
 
 def _residual(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
@@ -89,26 +90,6 @@ def _residual(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
     basis = torch.stack(columns, 1).double()
     fit = basis @ torch.linalg.lstsq(basis, target.double()[:, None]).solution[:, 0]
     return (target.double() - fit).float()
-
-
-def _coordinate_search(
-    params: Sequence[tuple[torch.Tensor, int, float]],
-    score: Callable[[], float],
-    rounds: int,
-    points: int = 17,
-) -> None:
-    """Maximise ``score`` over entries ``param[j]``, each on a grid of ``+-span`` in turn,
-    the spans shrinking fourfold a round."""
-    for _ in range(rounds):
-        for param, j, span in params:
-            start = float(param[j])
-            grid = start + np.linspace(-span, span, points)
-            scores = []
-            for value in grid:
-                param[j] = float(value)
-                scores.append(score())
-            param[j] = float(grid[int(np.argmax(scores))])
-        params = [(p, j, span / 4) for p, j, span in params]
 
 
 @torch.no_grad()
@@ -132,7 +113,7 @@ def _polish_with(
 
     params = [(model.voice_phase, i, 0.3), (model.delay_ms, i, 2 * ms),
               (model.depth_ms, i, 2 * ms)]  # fmt: skip
-    _coordinate_search(params, score, rounds=2, points=9)
+    coordinate_search(params, score, rounds=2, points=9)
     return -score()
 
 
@@ -145,7 +126,7 @@ def _polish_rate(model: LFOModel, buffer: torch.Tensor, positions: torch.Tensor,
     def score() -> float:
         return -_solved_esr(model, buffer, positions, target, pad, active)
 
-    _coordinate_search([(model.log_rate.view(1), 0, 1e-2)], score, rounds=6)
+    coordinate_search([(model.log_rate.view(1), 0, 1e-2)], score, rounds=6)
     solve_gains(model, buffer, positions, target, pad, active)
 
 

@@ -26,9 +26,11 @@ import math
 
 import numpy as np
 import scipy.fft
+import torch
 from scipy import optimize
 
 from fxclone.errors import FxcloneError
+from fxclone.models.closed_form import coordinate_search
 from fxclone.models.lfo_frames import frame_correlation
 from fxclone.models.splice import SpliceModel, read
 
@@ -186,39 +188,31 @@ def fit_splice(model: SpliceModel, dry: np.ndarray, wet: np.ndarray, seed: int =
     at = np.unique(np.concatenate([np.arange(s, s + 1024) for s in starts]))
     at = at[at < dry.size]
     middle = float(np.mean(at))
-    values = {"delay": (c + slope * middle) % window, "rate": slope / window, "window": window}
+    values = torch.tensor([(c + slope * middle) % window, slope / window, window],
+                          dtype=torch.float64)  # fmt: skip
 
     def score() -> float:
-        w = float(np.clip(values["window"], 2.0, model.history - 2.0))
+        delay, rate, w = values.tolist()
+        w = float(np.clip(w, 2.0, model.history - 2.0))
         model.window.fill_(w)
-        model.slope.fill_(values["rate"] * w)
-        turn = values["delay"] / w - values["rate"] * middle
+        model.slope.fill_(rate * w)
+        turn = delay / w - rate * middle
         model.phase.fill_(2.0 * math.pi * (turn % 1.0))
         return -_solve(model, dry64, wet64, at)
 
     length = float(at.max() - at.min()) + 1.0
-    spans = {"delay": 2.0, "rate": 4.0 / (window * length), "window": 2.0}
-    for _ in range(3):
-        for name in spans:
-            start = values[name]
-            grid = start + np.linspace(-spans[name], spans[name], 17)
-            scores = []
-            for value in grid:
-                values[name] = float(value)
-                scores.append(score())
-            values[name] = float(grid[int(np.argmax(scores))])
-        spans = {name: span / 4.0 for name, span in spans.items()}
+    spans = (2.0, 4.0 / (window * length), 2.0)
+    coordinate_search([(values, j, span) for j, span in enumerate(spans)], score, rounds=3)
     # The valley is a tenth of a sample wide and not quite along the axes (a longer window
     # moves the taps near its end): Nelder-Mead from there, in samples (the rate as the
     # drift it makes over the scored stretch).
     scale = np.array([1.0, window * length, 1.0])
-    names = ("delay", "rate", "window")
 
     def error(v: np.ndarray) -> float:
-        values.update(zip(names, (v / scale).tolist(), strict=True))
+        values.copy_(torch.from_numpy(v / scale))
         return -score()
 
-    start = np.array([values[n] for n in names]) * scale
+    start = values.numpy() * scale
     before = error(start)
     simplex = np.array([start] + [start + 0.3 * np.eye(3)[i] for i in range(3)])
     found = optimize.minimize(error, start, method="Nelder-Mead", options={
