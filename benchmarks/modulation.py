@@ -51,7 +51,11 @@ EFFECTS: dict[str, tuple[list[str], str, float | None]] = {
         "lfo",
         10 ** (3 * 0.3 - 2) * 48000 / 44100,
     ),
-    "mda-leslie": (["--command", MDA + "Leslie", *STEREO], "lfo", None),
+    # Leslie's defaults: the fast setting; its horn turns at 6.599 Hz and its drum at 5.475
+    # (measured at 48 kHz on impulses and a 60-Hz tone: 33/32 of the 6.40 and 5.31 its code
+    # sets), both spinning up from rest over seconds; the horn's Doppler delay swings along
+    # 22.7 (1 + cos^3) samples (0.6^2 fs / 760), 0.474 ms either side of its centre
+    "mda-leslie": (["--command", MDA + "Leslie", *STEREO], "rotary", 6.599),
     "mda-dubdelay": (["--command", MDA + "DubDelay", *STEREO], "ir", None),
     "mda-ambience": (["--command", MDA + "Ambience", *STEREO], "ir", None),
     # Detune's default: 2.4 cents down on the left (3 x 0.2^3 semitones), a 1024-sample
@@ -116,6 +120,9 @@ def score(folder: Path, effect: str) -> dict:
         knobs = {k.name: k.default for k in get_effect(effect).knobs}
         row |= {"rate_knob": knobs["rate"], "depth": depth_of(model, effect)}
         row |= {"depth_knob": knobs["depth"]}
+    if model.family == "rotary":  # the horn's Doppler swing (ms either side) and the drum
+        row |= {"depth": model.depth_ms(1), "depth_knob": 0.6**2 / 760 * 1e3}
+        row |= {"rate_low": model.rates_hz[0], "rate_low_knob": 5.475}
     return row
 
 

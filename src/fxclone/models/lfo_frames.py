@@ -8,7 +8,7 @@ the swept delays (voices) their peaks follow.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.fft
@@ -78,6 +78,7 @@ def folded_response(
     rate: float,
     frame_s: float,
     bins: int = 64,
+    cycles_at: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(times_s (bins,), P (bins, L))``: the impulse response at each of ``bins`` phases of
     an oscillator at ``rate``, from every frame at that phase. The frames' cross- and
@@ -86,10 +87,12 @@ def folded_response(
     sine or a chord shows a delayed path only as a ripple at its partials (every lag a
     period away looks alike), while a hundred frames of different notes pin it to one lag.
     At a wrong rate the bins mix every phase and the swept paths blur away. ``times_s`` are
-    the bins' centres as times within the first cycle (for :func:`find_voices`)."""
+    the bins' centres as times within the first cycle (for :func:`find_voices`). An oscillator
+    whose speed changes is folded by ``cycles_at``, its cycles turned at times (s)."""
     frame, starts = _frame_starts(dry.size, sample_rate, frame_s)
     size = scipy.fft.next_fast_len(frame + max_lag, real=True)
-    cycles = rate * (starts + frame / 2) / sample_rate
+    centres = (starts + frame / 2) / sample_rate
+    cycles = cycles_at(centres) if cycles_at is not None else rate * centres
     which = np.floor((cycles % 1.0) * bins).astype(np.int64) % bins
     cross = np.zeros((bins, size // 2 + 1), np.complex128)
     auto = np.zeros((bins, size // 2 + 1))

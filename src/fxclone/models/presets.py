@@ -26,6 +26,7 @@ from fxclone.models.octaver import OctaverConfig
 from fxclone.models.phaser import PhaserConfig
 from fxclone.models.pitch import PitchConfig
 from fxclone.models.rnn import RNNConfig
+from fxclone.models.rotary import RotaryConfig
 from fxclone.models.splice import SpliceConfig
 from fxclone.models.tape import TapeConfig
 from fxclone.models.tcn import TCNConfig
@@ -215,6 +216,15 @@ PRESETS: dict[str, Preset] = {
             " crossfaded, mixed with the dry signal; window and slope read from the wet"
             " signal's delayed copies, refined on the waveform",
             tiny={"max_window_ms": 20.0, "fit_seconds": 0.5},
+        ),
+        Preset(
+            "rotary",
+            "rotary",
+            RotaryConfig(),
+            "rotary speaker (Leslie): a crossover, a drum on the low band and a horn on the"
+            " high band, each turning at its own speed after a spin-up, with tremolo and a"
+            " Doppler tap; speeds read from each band's level, gains by least squares",
+            tiny={"crossover_taps": 64, "fit_seconds": 1.0},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

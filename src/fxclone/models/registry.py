@@ -30,6 +30,7 @@ from fxclone.models.pitch import PitchModel
 from fxclone.models.presets import PRESETS, Preset
 from fxclone.models.resample import ResampledModel, resampling_factor
 from fxclone.models.rnn import RecurrentModel
+from fxclone.models.rotary import RotaryModel
 from fxclone.models.splice import SpliceModel
 from fxclone.models.tape import TapeModel
 from fxclone.models.tcn import TCN
@@ -45,6 +46,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     OctaverModel.family: OctaverModel,
     TapeModel.family: TapeModel,
     SpliceModel.family: SpliceModel,
+    RotaryModel.family: RotaryModel,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
