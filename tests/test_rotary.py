@@ -91,7 +91,7 @@ def test_fitted_speaker_matches_on_new_material_and_refits_its_phases(fitted) ->
         model.phase.add_(torch.tensor([1.0, -2.0], dtype=torch.float64))
     refit_phase(model, dry, wet, seconds=2.0)
     moved = torch.remainder(model.phase - saved + math.pi, 2 * math.pi) - math.pi
-    assert float(moved.abs().max()) < 0.05
+    assert float(moved.abs().max()) < 0.1
     model.phase.copy_(saved)
 
 

@@ -124,23 +124,21 @@ def track_rotor(
     late = t >= 0.5 * t[-1]
     unit = confidence * np.exp(1j * drift)
 
-    def best_offset(w: np.ndarray, u: np.ndarray, tt: np.ndarray) -> float:
-        span = 0.02 * rate
-        for _ in range(3):  # coarse to fine over the rate's correction
-            grid = np.linspace(-span, span, 801)
-            power = np.abs(np.exp(-2j * math.pi * np.outer(grid, tt)) @ (w * u))
+    def best_offset(u: np.ndarray, tt: np.ndarray) -> float:
+        """The rate's correction (Hz, within 2 %) that best lines up the phases ``u``."""
+        centre, span = 0.0, 0.02 * rate
+        for _ in range(3):  # coarse to fine: each grid spans four steps of the one before
+            grid = centre + np.linspace(-span, span, 801)
+            power = np.abs(np.exp(-2j * math.pi * np.outer(grid, tt)) @ u)
             centre = float(grid[int(np.argmax(power))])
             span = 4 * span / 800
-            grid = centre + np.linspace(-span, span, 801)
         return centre
 
     spins = np.concatenate([[0.0], np.geomspace(0.02, 20.0, 600)])
     spin = 0.0
     for _ in range(2):  # the rate's correction and the spin-up, in turn
         ramp = rate * spin * (-np.expm1(-t / spin)) if spin > 0 else 0.0 * t
-        offset = best_offset(
-            np.ones(int(late.sum())), (unit * np.exp(2j * math.pi * ramp))[late], t[late]
-        )
+        offset = best_offset((unit * np.exp(2j * math.pi * ramp))[late], t[late])
         rate = rate + offset
         unit = unit * np.exp(-2j * math.pi * offset * t)
         spin = _best_spin(spins, rate, t, unit)
@@ -162,11 +160,9 @@ def doppler_from_folds(model: RotaryModel, rotor: int, dry: np.ndarray, wet: np.
     angle of the rotor, where it stands out; none (delay 0, no swing) where it does not."""
     sr = model.sample_rate
     max_lag = int(model.max_delay) + 2
-    probe = RotaryModel(model.config, sample_rate=sr)
-    probe.load_state_dict(model.state_dict())
 
     def cycles_at(seconds: np.ndarray) -> np.ndarray:
-        return probe.theta(rotor, seconds * sr) / (2 * math.pi)  # noqa: B023
+        return model.theta(rotor, seconds * sr) / (2 * math.pi)
 
     h = model.crossover()
     band = [scipy.signal.oaconvolve(s, h)[: s.size] for s in (dry, wet)]
