@@ -70,11 +70,11 @@ def esr_of(out: Path, model: str, data: str, name: str, threads: int | None) -> 
     return float(json.loads((out / name / "metrics.json").read_text())["esr"])
 
 
-def train(out: Path, data: str, model: str, args: argparse.Namespace) -> None:
+def train(out: Path, data: str, model: str, args: argparse.Namespace, extra=()) -> None:
     if (out / model).exists():
         return  # resumable: a finished model is kept
     fxclone("train", data, "--out", model, "--minutes", str(args.minutes), "--epochs", "100000",
-            "--seed", str(args.seed), *(["--model", args.model] if args.model else []),
+            "--seed", str(args.seed), *(["--model", args.model] if args.model else []), *extra,
             cwd=out, threads=args.threads)  # fmt: skip
 
 
@@ -97,6 +97,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for training")
     parser.add_argument("--jobs", type=int, default=1, help="single-setting models at once")
+    parser.add_argument(
+        "--train-config", type=Path,
+        help="JSON training settings for the conditioned model (fxclone train --config)",
+    )  # fmt: skip
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +113,8 @@ def main() -> None:
         fxclone("render", "data", *source_args(args), *knobs, "--seed", str(args.seed),
                 "--sampling", args.sampling, *segments, cwd=out)  # fmt: skip
     t0 = time.time()
-    train(out, "data", "conditioned.safetensors", args)
+    extra = ["--config", str(args.train_config.resolve())] if args.train_config else []
+    train(out, "data", "conditioned.safetensors", args, extra)
     if not (out / "sweep" / "sweep.json").exists():
         fxclone("sweep", "conditioned.safetensors", "data", "--out", "sweep", "--points",
                 str(args.points), "--min-distance", str(args.min_distance), "--levels",

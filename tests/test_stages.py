@@ -135,3 +135,28 @@ def test_warmup_covers_exactly_the_first_scored_outputs_past() -> None:
     model(x, None)[:, 0, warm + lat].sum().backward()
     grad = x.grad[:, 0].abs().sum(0)
     assert float(grad[0]) > 0 and float(grad[warm + lat + 1 :].sum()) == 0
+
+
+def test_loss_turns_per_window_after_its_share_of_the_budget(tmp_path: Path, monkeypatch) -> None:
+    """With ``esr_per_window_after`` the training loss is pooled until that share of the time
+    budget is spent and per-window from then on (the share read from the step count here,
+    not the clock); validation keeps its best by the per-file ESR throughout."""
+    import fxclone.stage_module as stage_module
+    from fxclone.losses import ESRLoss
+
+    seen: list[bool] = []
+    real = ESRLoss.forward
+
+    def spy(self, estimate, target):
+        seen.append(self.per_window)
+        return real(self, estimate, target)
+
+    monkeypatch.setattr(ESRLoss, "forward", spy)
+    monkeypatch.setattr(stage_module, "budget_share", lambda trainer, c: trainer.global_step / 8)
+    model = RecurrentModel(RNNConfig(hidden_size=4), sample_rate=8000)
+    config = TrainConfig(batch_size=2, segment_samples=256, windows_per_epoch=4, max_epochs=8,
+                         max_minutes=5.0, esr_per_window_after=0.5)  # fmt: skip
+    fit(model, _items(2, 0), _items(0.5, 1), config, tmp_path / "run", progress=False)
+    assert seen[:4] == [False] * 4 and seen[-4:] == [True] * 4
+    with pytest.raises(ValueError, match="esr_per_window_after"):
+        TrainConfig(esr_per_window_after=1.5)

@@ -15,7 +15,7 @@ def pre_emphasis(x: Tensor, coeff: float) -> Tensor:
     return torch.cat([x[..., :1], x[..., 1:] - coeff * x[..., :-1]], dim=-1)
 
 
-_WINDOW_FLOOR = 1e-2  # per-window ESR: energy floor, relative to the batch's mean
+WINDOW_FLOOR = 1e-2  # per-window ESR: energy floor, relative to the batch's mean
 
 
 class ESRLoss(nn.Module):
@@ -44,7 +44,7 @@ class ESRLoss(nn.Module):
         # three-knob distortion the first epoch's loss averaged 48 at 40 dB, 1.7 at 20 dB.
         err = torch.sum((t - y) ** 2, dim=tuple(range(1, t.ndim)))
         energy = torch.sum(t**2, dim=tuple(range(1, t.ndim)))
-        return torch.mean(err / (energy + _WINDOW_FLOOR * energy.mean().detach() + self.eps))
+        return torch.mean(err / (energy + WINDOW_FLOOR * energy.mean().detach() + self.eps))
 
 
 class TrainingLoss(nn.Module):
@@ -71,6 +71,14 @@ class TrainingLoss(nn.Module):
             import auraloss
 
             self.mrstft = auraloss.freq.MultiResolutionSTFTLoss()
+
+    @property
+    def per_window(self) -> bool:
+        return self.esr.per_window
+
+    @per_window.setter
+    def per_window(self, on: bool) -> None:
+        self.esr.per_window = self.esr_pre.per_window = on
 
     def forward(self, estimate: Tensor, target: Tensor) -> Tensor:
         w_esr, w_pre, w_stft = self.weights

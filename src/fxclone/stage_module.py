@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from fxclone.guard import DivergenceGuard, GradientClipper
-from fxclone.losses import TrainingLoss
+from fxclone.losses import WINDOW_FLOOR, TrainingLoss
 from fxclone.models.base import EffectModel, Stage
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def lightning_module(
 
     latency = model.latency_samples
     default = monitor(stage) == "val_esr"
+    # a run that trains on per-window ESR, now or later, keeps its best by the same measure
+    per_item = bool(config.esr_per_window) or config.esr_per_window_after is not None
 
     class EffectModule(L.LightningModule):
         def __init__(self) -> None:
@@ -97,17 +100,23 @@ def lightning_module(
 
         def validation_step(self, batch: int, _: int) -> None:
             # Whole files, padded at the end so a look-ahead model reaches their last sample.
-            err = energy = total = 0.0
+            errs, energies, total = [], [], 0.0
             for dry, wet, knobs in val_items:
                 pad = (0, latency)
                 est, target = self._estimate(F.pad(dry, pad), F.pad(wet, pad), knobs)
                 est, target = score_region(est, target, 0, latency)
                 if default:
-                    err += float(torch.sum((est - target) ** 2))
-                    energy += float(torch.sum(target**2))
+                    errs.append(float(torch.sum((est - target) ** 2)))
+                    energies.append(float(torch.sum(target**2)))
                 else:
                     total += float(self.loss(est, target))
-            score = err / max(energy, 1e-12) if default else total / len(val_items)
+            if not default:
+                score = total / len(val_items)
+            elif per_item:  # each file (one knob setting) its own ESR, as the loss will be
+                err, energy = np.array(errs), np.array(energies)
+                score = float(np.mean(err / (energy + WINDOW_FLOOR * energy.mean() + 1e-12)))
+            else:
+                score = sum(errs) / max(sum(energies), 1e-12)
             self.log(monitor(stage), score, prog_bar=True, batch_size=1)
 
         def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -115,6 +124,9 @@ def lightning_module(
             # run resumed mid-epoch or at an epoch end stays on schedule.
             lr = config.learning_rate * stage.lr_scale * config.lr_decay**self.current_epoch
             lr *= budget_factor(self.trainer, config)
+            after = config.esr_per_window_after
+            if after is not None and isinstance(self.loss, TrainingLoss):
+                self.loss.per_window = budget_share(self.trainer, config) >= after
             if self.guard is not None:
                 lr *= self.guard.lr_scale
                 optimizer = self.trainer.optimizers[0]
@@ -137,15 +149,23 @@ def budget_factor(trainer: Any, config: TrainConfig) -> float:
 
     Lightning's timer counts training time across sittings (it is saved in checkpoints), so
     a resumed run continues the schedule where it stopped."""
-    if config.max_minutes is None or not config.anneal_to_budget:
+    if not config.anneal_to_budget:
         return 1.0
+    done = budget_share(trainer, config)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def budget_share(trainer: Any, config: TrainConfig) -> float:
+    """The share (0-1) of the time budget spent training, from Lightning's timer; 0 without
+    a budget."""
+    if config.max_minutes is None:
+        return 0.0
     from lightning.pytorch.callbacks import Timer
 
     timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
     if timer is None:
-        return 1.0
-    done = min(1.0, (timer.time_elapsed("train") or 0.0) / (config.max_minutes * 60))
-    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * done))
+        return 0.0
+    return min(1.0, (timer.time_elapsed("train") or 0.0) / (config.max_minutes * 60))
 
 
 def monitor(stage: Stage) -> str:

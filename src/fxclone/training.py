@@ -62,6 +62,11 @@ class TrainConfig:
     # ESR per training window, averaged (True: quiet knob settings weigh as much as loud
     # ones), or pooled over the batch (False or None, the default; see docs/design.md).
     esr_per_window: bool | None = None
+    # Switch to the per-window ESR once this share of the time budget (max_minutes) is spent:
+    # the pooled loss first moves a conditioned model off the all-zero output it would stay at
+    # under per-window scores from the start. None: the switch is never made (nor is it
+    # without max_minutes).
+    esr_per_window_after: float | None = None
     max_epochs: int = 1000
     max_minutes: float | None = None
     patience: int = 20  # epochs without a better validation ESR before stopping
@@ -92,6 +97,9 @@ class TrainConfig:
             raise ValueError("checkpoint_minutes must be positive")
         if self.val_seconds is not None and not self.val_seconds > 0:
             raise ValueError("val_seconds must be positive")
+        after = self.esr_per_window_after
+        if after is not None and not 0.0 <= after <= 1.0:
+            raise ValueError(f"esr_per_window_after must be in [0, 1], not {after}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
