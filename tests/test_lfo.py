@@ -127,3 +127,45 @@ def test_folded_frames_find_a_chorus_in_tones() -> None:
     times, p = folded_response(dry, wet, SR, int(0.02 * SR), 1.1, 0.043)
     wrong = find_voices(times, p, np.ones(times.size, bool), 1.1, 2, SR)
     assert all(abs(d - 0.002 * SR) > 3 for _, d, _, _ in wrong)
+
+
+def _thru_zero(dry: np.ndarray) -> np.ndarray:
+    """A thru-zero flanger: one voice swept along ``1 - 2 |saw|^2`` (3 ms +- 3 ms, through
+    zero delay at its cusp) at 0.4 Hz, feedback -0.3, mixed 0.5 dry minus 0.5 wet."""
+    model = create_model("lfo", sample_rate=SR, overrides={"voices": 1, "echoes": 4})
+    assert isinstance(model, LFOModel)
+    with torch.no_grad():
+        model.sweep_power.fill_(2.0)
+        model.log_rate.fill_(np.log(0.4))
+        model.delay_ms.fill_(3.0)
+        model.depth_ms.fill_(3.0)
+        model.voice_gain.fill_(-0.5)
+        model.feedback.fill_(-0.3)
+        model.dry_gain.fill_(0.5)
+        return model(torch.from_numpy(dry)[None, None])[0, 0].numpy()
+
+
+def test_cusped_sweep_is_found_where_a_sine_is_not() -> None:
+    """The frames' paths of a thru-zero sweep vote for the folded parabola (centre, depth
+    within 2 samples); a chorus' sine sweep finds no cusped shape."""
+    from fxclone.models.lfo_frames import cusp_sweep, frame_correlation
+
+    dry = _material(30.0, 4)
+    wet = _thru_zero(dry)
+    times, _, p, valid = frame_correlation(dry.astype(np.float64), wet, SR, int(0.008 * SR))
+    found = cusp_sweep(times, p, valid, 0.4)
+    assert found is not None
+    centre, depth, _, power = found
+    assert power == 2.0
+    assert abs(centre - 0.003 * SR) < 2 and abs(depth - 0.003 * SR) < 2
+    chorus = _render("chorus", dry).astype(np.float64)
+    times, _, p, valid = frame_correlation(dry.astype(np.float64), chorus, SR, int(0.02 * SR))
+    assert cusp_sweep(times, p, valid, 0.8) is None
+
+
+def test_old_model_files_load_with_the_sine_sweep() -> None:
+    model = create_model("lfo", sample_rate=SR, overrides={"voices": 1})
+    state = {k: v for k, v in model.state_dict().items() if k != "sweep_power"}
+    model.sweep_power.fill_(2.0)
+    model.load_state_dict(state)
+    assert float(model.sweep_power) == 0.0

@@ -14,9 +14,11 @@ parts these effects are built from:
 * a dry tap, and a gain ``1 + a(theta)`` on the whole output (tremolo).
 
 ``s`` is a sine plus ``harmonics - 1`` higher harmonics, ``a`` a sum of ``harmonics`` of them:
-a triangle or a rotary speaker's uneven sweep is a few harmonics away. Everything is in closed
-form in ``theta``, so forward and streaming agree and a long render costs a few gathers per
-sample (``voices x echoes`` of them).
+a triangle or a rotary speaker's uneven sweep is a few harmonics away. A thru-zero flanger's
+sweep, a sawtooth folded into ``1 - 2 |saw|^p`` (a cusp at its lowest point, where the
+delay passes through zero), is not: ``sweep_power`` p > 0 makes ``s`` that instead.
+Everything is in closed form in ``theta``, so forward and streaming agree and a long render
+costs a few gathers per sample (``voices x echoes`` of them).
 
 Training: windows drawn at random positions do not tell the model where its oscillator stands,
 so the usual window training does not apply. :meth:`LFOModel.fit_closed_form` estimates the
@@ -103,6 +105,9 @@ class LFOModel(OscillatorModel):
         self.feedback = nn.Parameter(torch.zeros(v))
         self.gain_shape = nn.Parameter(torch.zeros(h, 2))  # output gain 1 + a(theta)
         self.delay_shape = nn.Parameter(torch.zeros(h - 1, 2))  # harmonics 2.. of the sweep
+        # 0: the sweep is that sine and harmonics; p > 0: a cusped sawtooth 1 - 2 |saw|^p
+        self.sweep_power: Tensor
+        self.register_buffer("sweep_power", torch.tensor(0.0))
         self.max_delay = config.max_delay_ms * 1e-3 * self.sample_rate
         self.history = int(math.ceil(config.echoes * self.max_delay)) + 2
 
@@ -153,13 +158,23 @@ class LFOModel(OscillatorModel):
     def sweep(self, theta: Tensor, voices: slice = slice(None)) -> Tensor:
         """Delay (samples) of ``voices`` (all by default) at their LFO phase ``theta (V, P)``."""
         u = theta + self.voice_phase[voices, None]
-        sine = torch.sin(u)
-        shape = sine
-        if self.delay_shape.shape[0]:
-            coefficients = torch.cat([self.delay_shape.new_zeros(1, 2), self.delay_shape])
-            shape = shape + harmonic_series(u, coefficients, (torch.cos(u), sine))
+        power = float(self.sweep_power)
+        if power > 0.0:  # peak at u = 0, the cusp at u = pi (a thru-zero flanger's sweep)
+            saw = torch.remainder(u / math.pi + 1.0, 2.0) - 1.0
+            shape = 1.0 - 2.0 * saw.abs() ** power
+        else:
+            sine = torch.sin(u)
+            shape = sine
+            if self.delay_shape.shape[0]:
+                coefficients = torch.cat([self.delay_shape.new_zeros(1, 2), self.delay_shape])
+                shape = shape + harmonic_series(u, coefficients, (torch.cos(u), sine))
         ms = self.delay_ms[voices, None] + self.depth_ms[voices, None] * shape
         return torch.clamp(ms * (1e-3 * self.sample_rate), 0.0, self.max_delay)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # model files saved before the cusped sweep existed hold the sine sweep
+        state_dict.setdefault(prefix + "sweep_power", torch.tensor(0.0))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def step(self, x: Tensor, knobs: Tensor, state: State) -> tuple[Tensor, State]:
         history, count = state

@@ -21,7 +21,10 @@
    path and the voices before leave), then kept only if, polished with the whole model,
    they cut its error by a fifth: a delayed read of correlated material always explains a
    little. Of the two sets, the one that fits better is kept (the folded one is tried only
-   where it differs from the other).
+   where it differs from the other). Where the frames' peaks follow a cusped sawtooth
+   ``1 - 2 |saw|^p`` (a triangle, p = 1, or a thru-zero flanger's folded parabola, p = 2)
+   clearly better than any sine (:func:`~fxclone.models.lfo_frames.cusp_sweep`), one voice
+   along it is tried as well.
 4. **Gains.** Given the sweeps, the dry tap, each voice's unrolled feedback echoes and the
    output gain's harmonics are a bilinear least-squares problem, started from its linear
    relaxation. The rate is searched within +-0.1 % with the gains solved at each point; the
@@ -43,6 +46,7 @@ import torch
 from fxclone.models.closed_form import coordinate_search
 from fxclone.models.lfo import LFOModel, read_delayed
 from fxclone.models.lfo_frames import (
+    cusp_sweep,
     find_voices,
     folded_response,
     frame_correlation,
@@ -222,10 +226,13 @@ def _fit_voices(
     probe: torch.Tensor,
     target: torch.Tensor,
     pad: int,
+    power: float = 0.0,
 ) -> tuple[float, float, dict[str, torch.Tensor]]:
-    """The model at ``rate`` with the swept ``voices`` (samples, samples, rad, votes) placed
-    on the waveform and kept while they help, gains solved: ``(probe ESR, rate, state)``."""
+    """The model at ``rate`` with the swept ``voices`` (samples, samples, rad, votes; along
+    a sine, or the cusped sawtooth of ``power``) placed on the waveform and kept while they
+    help, gains solved: ``(probe ESR, rate, state)``."""
     sr = model.sample_rate
+    model.sweep_power.fill_(power)
     model.log_rate.fill_(math.log(rate))
     model.phase.zero_()
     model.feedback.zero_()
@@ -235,8 +242,17 @@ def _fit_voices(
         model.delay_ms[i] = centre / sr * 1e3
         model.depth_ms[i] = depth / sr * 1e3
         model.voice_phase[i] = phase
-    # each voice is placed against what the dry path and the voices before it leave
     y = target[search]
+    if power > 0.0:
+        # A cusped sweep's voice stays where the frames put it: on tones and chords the
+        # waveform searches below pull it a sample or two off (the probe's error rises from
+        # 0.07 to 0.27 on mda ThruZero), and the rate and phase trade along a narrow valley
+        # that the refinement follows better than a coordinate search.
+        active = list(range(len(voices)))
+        solve_gains(model, buffer, search, y, pad, active)
+        esr = float(_esr(model, buffer, probe, target[probe], pad))
+        return esr, rate, {k: v.clone() for k, v in model.state_dict().items()}
+    # each voice is placed against what the dry path and the voices before it leave
     for i in range(len(voices)):
         _polish_voice(model, i, buffer, search, _residual(model, buffer, search, y, i))
     # Voices join one at a time while each cuts the error clearly: a delayed read of
@@ -284,11 +300,14 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
             # response is a ripple, the phase's many frames' a peak)
             fold_t, fold_p = folded_response(dry64, wet64, sr, max_lag, rate, min(frame_s, 0.043))
             folded = find_voices(fold_t, fold_p, np.ones(fold_t.size, bool), rate, count, sr)
-            trials = [(sharp, voices)]
+            trials = [(sharp, voices, 0.0)]
             if not _same_sweeps(folded, voices):  # (broadband material: they agree)
-                trials.append((rate, folded))
-            tried = [_fit_voices(model, at, found, buffer, search, probe, target_all, pad)
-                     for at, found in trials]  # fmt: skip
+                trials.append((rate, folded, 0.0))
+            cusp = cusp_sweep(times_v, p_v, valid_v, sharp) if count else None
+            if cusp is not None:  # a triangle or a thru-zero sweep, clearly not a sine
+                trials.append((sharp, [(*cusp[:3], 0)], cusp[3]))
+            tried = [_fit_voices(model, at, found, buffer, search, probe, target_all, pad, power)
+                     for at, found, power in trials]  # fmt: skip
             fits.append(min(tried, key=lambda f: f[0]))
 
     # The fastest rate that fits about as well as the best: a slower one can mimic it with

@@ -332,3 +332,88 @@ def _refine_sweep(
         # a cos t + b sin t = depth sin(t + phase): depth cos phase = b, depth sin phase = a
         centre, depth, phase = float(c), float(math.hypot(a, b)), float(math.atan2(a, b))
     return centre, depth, phase
+
+
+def _sweep_shape(u: np.ndarray, power: float) -> np.ndarray:
+    """A sine (``power`` 0) or the cusped sawtooth ``1 - 2 |saw|^power`` at angles ``u``."""
+    if not power:
+        return np.sin(u)
+    return 1.0 - 2.0 * np.abs(np.mod(u / math.pi + 1.0, 2.0) - 1.0) ** power
+
+
+def _inliers(t: np.ndarray, k: np.ndarray, rate: float, sweep: tuple[float, ...]) -> np.ndarray:
+    centre, depth, phase, power = sweep
+    return np.abs(centre + depth * _sweep_shape(2 * math.pi * rate * t + phase, power) - k) < 3.0
+
+
+def _refit(
+    t: np.ndarray, k: np.ndarray, rate: float, sweep: tuple[float, ...], tolerance: float
+) -> tuple[float, float, float, float]:
+    """Centre and depth by least squares on the points within ``tolerance`` samples of
+    ``sweep``, shrinking the tolerance to 3 samples."""
+    centre, depth, phase, power = sweep
+    shape = _sweep_shape(2 * math.pi * rate * t + phase, power)
+    while True:
+        inliers = np.abs(centre + depth * shape - k) < tolerance
+        if inliers.sum() < 2:
+            break
+        basis = np.stack([np.ones(int(inliers.sum())), shape[inliers]], axis=1)
+        (centre, depth), *_ = np.linalg.lstsq(basis, k[inliers], rcond=None)
+        if tolerance <= 3.0:
+            break
+        tolerance = max(3.0, tolerance / 2)
+    return float(centre), float(depth), float(phase), float(power)
+
+
+def cusp_sweep(
+    times: np.ndarray, p: np.ndarray, valid: np.ndarray, rate: float
+) -> tuple[float, float, float, float] | None:
+    """``(centre, depth, phase, power)`` (samples, samples, rad, 1 or 2) of a sweep along
+    ``1 - 2 |saw|^power`` (a triangle, or a thru-zero flanger's folded parabola with its cusp
+    at the lowest delay) that the frames' strongest paths follow clearly better than any
+    sine at ``rate`` (a tenth more of them within 3 samples, and a tenth of all); ``None``
+    where none does.
+
+    Each frame's strongest path (lags from 2, standing 8 times over the frame's median) is a
+    point. Tonal frames' peaks are aliases and a sweep through zero hides among the direct
+    path's lags for part of its cycle, so the sweeps vote (a Hough transform: for each shape,
+    128 phases and 129 depths, the centre each point implies, in bins of 8 samples); the
+    best-voted per shape is refitted by least squares on the points near it and its phase
+    searched within a step."""
+    lags = np.abs(p[:, 2:])
+    if lags.shape[1] < 16:
+        return None
+    peak = np.argmax(lags, axis=1)
+    strong = lags[np.arange(peak.size), peak] > 8.0 * (np.median(lags, axis=1) + 1e-30)
+    use = valid & strong
+    if use.sum() < 16:
+        return None
+    t, k = times[use], peak[use] + 2.0
+    span = float(lags.shape[1] + 2)
+    depths = np.linspace(-0.5 * span, 0.5 * span, 129)
+    step, bins = 8.0, int(span // 8.0) + 1
+    phases = np.linspace(0.0, 2.0 * math.pi, 128, endpoint=False)
+    best: dict[float, tuple[int, tuple[float, float, float, float]]] = {}
+    for power in (0.0, 1.0, 2.0):
+        votes = []
+        for phase in phases:
+            shape = _sweep_shape(2 * math.pi * rate * t + phase, power)
+            implied = k[None] - depths[:, None] * shape[None]  # each point's centre
+            where = np.floor(implied / step).astype(np.int64)
+            inside = (where >= 0) & (where < bins)
+            cells = (np.arange(depths.size)[:, None] * bins + where)[inside]
+            counts = np.bincount(cells, minlength=depths.size * bins)
+            cell = int(np.argmax(counts))
+            votes.append(
+                (int(counts[cell]), phase, depths[cell // bins], (cell % bins + 0.5) * step)
+            )
+        _, phase, depth, centre = max(votes)
+        sweep = _refit(t, k, rate, (centre, depth, phase, power), 2 * step)
+        for trial in phase + np.linspace(-1, 1, 17) * (phases[1] - phases[0]):
+            candidate = _refit(t, k, rate, (sweep[0], sweep[1], float(trial), power), 2 * step)
+            if _inliers(t, k, rate, candidate).sum() > _inliers(t, k, rate, sweep).sum():
+                sweep = candidate
+        best[power] = (int(_inliers(t, k, rate, sweep).sum()), sweep)
+    sine = best[0.0][0]
+    count, found = max(best[1.0], best[2.0])
+    return found if count >= max(1.1 * sine, 0.1 * t.size) else None
