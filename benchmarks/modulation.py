@@ -44,8 +44,9 @@ EFFECTS: dict[str, tuple[list[str], str, float | None]] = {
     for name in ("tremolo", "vibrato", "chorus", "flanger", "phaser")
 } | {
     # ThruZero's default rate knob 0.3: 10^(3 x 0.3 - 2) Hz at the 44.1 kHz the plugin's
-    # code assumes, so 48/44.1 of that at 48 kHz (measured on noise: 0.087 Hz); its sweep is
-    # 1 - saw^2 (a cusp at zero delay), 2000 x 0.43^2 = 370 samples deep
+    # code assumes, so 48/44.1 of that at 48 kHz (measured on noise: a 11.6-s period, 0.086
+    # Hz: its phase is a float32 sum, whose rounding slows it a little); its sweep is
+    # 1 - saw^2 (a cusp at zero delay), 2000 x 0.43^2 = 370 samples deep (185 +- 185)
     "mda-thruzero": (
         ["--command", MDA + "ThruZero", *STEREO],
         "lfo",
@@ -120,6 +121,8 @@ def score(folder: Path, effect: str) -> dict:
         knobs = {k.name: k.default for k in get_effect(effect).knobs}
         row |= {"rate_knob": knobs["rate"], "depth": depth_of(model, effect)}
         row |= {"depth_knob": knobs["depth"]}
+    if effect == "mda-thruzero":  # half the sweep: 0 to 2000 x 0.43^2 samples
+        row |= {"depth": depth_of(model, effect), "depth_knob": 2000 * 0.43**2 / 2 / 48.0}
     if model.family == "rotary":  # the horn's Doppler swing (ms either side) and the drum
         row |= {"depth": model.depth_ms(1), "depth_knob": 0.6**2 / 760 * 1e3}
         row |= {"rate_low": model.rates_hz[0], "rate_low_knob": 5.475}

@@ -147,7 +147,7 @@ def _thru_zero(dry: np.ndarray) -> np.ndarray:
 
 def test_cusped_sweep_is_found_where_a_sine_is_not() -> None:
     """The frames' paths of a thru-zero sweep vote for the folded parabola (centre, depth
-    within 2 samples); a chorus' sine sweep finds no cusped shape."""
+    within 2 samples, rate within 0.2 %); a chorus' sine sweep finds no cusped shape."""
     from fxclone.models.lfo_frames import cusp_sweep, frame_correlation
 
     dry = _material(30.0, 4)
@@ -155,9 +155,10 @@ def test_cusped_sweep_is_found_where_a_sine_is_not() -> None:
     times, _, p, valid = frame_correlation(dry.astype(np.float64), wet, SR, int(0.008 * SR))
     found = cusp_sweep(times, p, valid, 0.4)
     assert found is not None
-    centre, depth, _, power = found
+    centre, depth, _, power, rate = found
     assert power == 2.0
     assert abs(centre - 0.003 * SR) < 2 and abs(depth - 0.003 * SR) < 2
+    assert abs(rate / 0.4 - 1) < 0.002
     chorus = _render("chorus", dry).astype(np.float64)
     times, _, p, valid = frame_correlation(dry.astype(np.float64), chorus, SR, int(0.02 * SR))
     assert cusp_sweep(times, p, valid, 0.8) is None

@@ -248,8 +248,7 @@ def _fit_voices(
         # waveform searches below pull it a sample or two off (the probe's error rises from
         # 0.07 to 0.27 on mda ThruZero), and the rate and phase trade along a narrow valley
         # that the refinement follows better than a coordinate search.
-        active = list(range(len(voices)))
-        solve_gains(model, buffer, search, y, pad, active)
+        solve_gains(model, buffer, search, y, pad, list(range(len(voices))))
         esr = float(_esr(model, buffer, probe, target[probe], pad))
         return esr, rate, {k: v.clone() for k, v in model.state_dict().items()}
     # each voice is placed against what the dry path and the voices before it leave
@@ -303,9 +302,10 @@ def fit_lfo(model: LFOModel, dry: np.ndarray, wet: np.ndarray, seed: int = 0) ->
             trials = [(sharp, voices, 0.0)]
             if not _same_sweeps(folded, voices):  # (broadband material: they agree)
                 trials.append((rate, folded, 0.0))
-            cusp = cusp_sweep(times_v, p_v, valid_v, sharp) if count else None
+            cusp = cusp_sweep(times_v, p_v, valid_v, rate) if count else None
             if cusp is not None:  # a triangle or a thru-zero sweep, clearly not a sine
-                trials.append((sharp, [(*cusp[:3], 0)], cusp[3]))
+                centre, depth, phase, power, at = cusp
+                trials.append((at, [(centre, depth, phase, 0)], power))
             tried = [_fit_voices(model, at, found, buffer, search, probe, target_all, pad, power)
                      for at, found, power in trials]  # fmt: skip
             fits.append(min(tried, key=lambda f: f[0]))

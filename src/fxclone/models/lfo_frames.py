@@ -367,8 +367,9 @@ def _refit(
 
 def cusp_sweep(
     times: np.ndarray, p: np.ndarray, valid: np.ndarray, rate: float
-) -> tuple[float, float, float, float] | None:
-    """``(centre, depth, phase, power)`` (samples, samples, rad, 1 or 2) of a sweep along
+) -> tuple[float, float, float, float, float] | None:
+    """``(centre, depth, phase, power, rate)`` (samples, samples, rad, 1 or 2, Hz: within
+    1 % of ``rate``, where it is followed best) of a sweep along
     ``1 - 2 |saw|^power`` (a triangle, or a thru-zero flanger's folded parabola with its cusp
     at the lowest delay) that the frames' strongest paths follow clearly better than any
     sine at ``rate`` (a tenth more of them within 3 samples, and a tenth of all); ``None``
@@ -389,11 +390,17 @@ def cusp_sweep(
     if use.sum() < 16:
         return None
     t, k = times[use], peak[use] + 2.0
+    # paths at the ends of the lags searched are the direct path's smear and the
+    # deconvolution's edge, the same lag in every frame: they would outvote any sweep
+    inside = (k > 4) & (k < lags.shape[1] - 2)
+    t, k = t[inside], k[inside]
+    if t.size < 16:
+        return None
     span = float(lags.shape[1] + 2)
     depths = np.linspace(-0.5 * span, 0.5 * span, 129)
     step, bins = 8.0, int(span // 8.0) + 1
     phases = np.linspace(0.0, 2.0 * math.pi, 128, endpoint=False)
-    best: dict[float, tuple[int, tuple[float, float, float, float]]] = {}
+    best: dict[float, tuple[int, tuple[tuple[float, float, float, float], float]]] = {}
     for power in (0.0, 1.0, 2.0):
         votes = []
         for phase in phases:
@@ -409,11 +416,27 @@ def cusp_sweep(
             )
         _, phase, depth, centre = max(votes)
         sweep = _refit(t, k, rate, (centre, depth, phase, power), 2 * step)
-        for trial in phase + np.linspace(-1, 1, 17) * (phases[1] - phases[0]):
-            candidate = _refit(t, k, rate, (sweep[0], sweep[1], float(trial), power), 2 * step)
-            if _inliers(t, k, rate, candidate).sum() > _inliers(t, k, rate, sweep).sum():
-                sweep = candidate
-        best[power] = (int(_inliers(t, k, rate, sweep).sum()), sweep)
+        best[power] = _polish_sweep(t, k, rate, sweep, phases[1] - phases[0], 0.0)
     sine = best[0.0][0]
-    count, found = max(best[1.0], best[2.0])
-    return found if count >= max(1.1 * sine, 0.1 * t.size) else None
+    count, (found, _) = max(best[1.0], best[2.0])
+    if count < max(1.1 * sine, 0.1 * t.size):
+        return None
+    # the rate within +-1 %: ten cycles at a rate 0.3 % off drift by a tenth of a sample...
+    # a hundred samples where a thru-zero sweep is steep
+    _, (found, rate) = _polish_sweep(t, k, rate, found, phases[1] - phases[0], 0.01)
+    return (*found, rate)
+
+
+def _polish_sweep(
+    t: np.ndarray, k: np.ndarray, rate: float, sweep: tuple, step: float, spread: float
+) -> tuple[int, tuple[tuple[float, float, float, float], float]]:
+    """The sweep's phase within a step (and its rate within ``+-spread``) for the most
+    points within 3 samples, centre and depth refitted: ``(count, (sweep, rate))``."""
+    best = (int(_inliers(t, k, rate, sweep).sum()), (sweep, rate))
+    for at in rate * (1.0 + np.linspace(-spread, spread, 41 if spread else 1)):
+        for phase in sweep[2] + np.linspace(-1, 1, 17) * step:
+            trial = _refit(t, k, at, (sweep[0], sweep[1], float(phase), sweep[3]), 16.0)
+            count = int(_inliers(t, k, at, trial).sum())
+            if count > best[0]:
+                best = (count, (trial, float(at)))
+    return best
