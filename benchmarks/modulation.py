@@ -80,7 +80,7 @@ def depth_of(model, effect: str) -> float:
         gain = 1.0 + harmonic_series(theta, model.gain_shape.detach())
         return float(100.0 * (1.0 - gain.min() / gain.max()))
     voice = int(torch.argmax(model.voice_gain.detach().abs()))
-    return abs(float(model.depth_ms[voice]))  # ms, peak deviation from the centre
+    return abs(float(model.depth_ms.detach()[voice]))  # ms, peak deviation from the centre
 
 
 def score(folder: Path, effect: str) -> dict:
