@@ -158,9 +158,10 @@ class RotaryModel(StreamFitted):
         """For input ``line (R, history + P)`` whose last ``P`` samples are at stream times
         ``t (P,)``: per rotor and tap, ``(basis (2H + 1, P), signal (R, P))`` such that the
         output is ``sum gains[r, k] @ basis * signal``."""
+        # the bands from the line's sample ``taps`` on (the first with a whole FIR behind it
+        # is ``taps - 1``, the valid convolution's first output)
         start = self.config.crossover_taps
-        low = scipy.signal.oaconvolve(line, self.crossover()[None], mode="valid", axes=-1)
-        low = low[:, start - self.config.crossover_taps + 1 :]
+        low = scipy.signal.oaconvolve(line, self.crossover()[None], mode="valid", axes=-1)[:, 1:]
         bands = (low, line[:, start:] - low)
         now = self.history - start + np.arange(t.size)
         out = []
