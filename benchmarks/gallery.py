@@ -2,8 +2,9 @@
 
 Each ``--effect LABEL=FOLDER`` names a folder written by ``fxclone evaluate MODEL DATA --out
 FOLDER`` (its ``test_dry.wav``, ``test_target.wav``, ``test_model.wav`` and
-``metrics.json``). One row per effect: on the left 10 ms of waveform where the target is
-loudest (dry, target, model), on the right the short-term level (50-ms RMS, dB) over the
+``metrics.json``). One row per effect: on the left 10 ms of waveform (dry, target, model)
+in a tail (the dry signal silent, the target not) or else where the target is loudest, on
+the right the short-term level (50-ms RMS, dB) over the
 whole test split, where a tremolo's throb, a sweep's comb or a reverb's tails show whether
 the model follows the target over time.
 
@@ -52,7 +53,12 @@ def main() -> None:
     for (label, rate, dry, target, model, esr), (wave, level) in zip(rows, axes, strict=True):
         length = int(0.01 * rate)
         loud = np.convolve(target**2, np.ones(length), mode="valid")
-        start = int(np.argmax(loud))
+        heard = np.convolve(dry**2, np.ones(length), mode="valid")
+        # a tail (the dry signal 60 dB down, the target not) shows an echo or a reverb best
+        tail = heard < 1e-6 * heard.max()
+        start = int(np.argmax(np.where(tail, loud, 0.0) if tail.any() else loud))
+        if loud[start] < 1e-4 * loud.max():  # no tail worth showing: where it is loudest
+            start = int(np.argmax(loud))
         t = np.arange(length) / rate * 1e3
         wave.plot(t, dry[start : start + length], color="0.65", lw=1.0, label="dry")
         wave.plot(t, target[start : start + length], color="black", lw=2.0, label="target")
