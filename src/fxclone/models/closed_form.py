@@ -82,3 +82,10 @@ def coordinate_search(
                 scores.append(score())
             param[j] = float(grid[int(np.argmax(scores))])
         params = [(p, j, span / 4) for p, j, span in params]
+
+
+def read(line: np.ndarray, position: np.ndarray) -> np.ndarray:
+    """``line (R, N)`` at fractional indices ``position (T,)``, linearly interpolated."""
+    i = np.clip(np.floor(position).astype(np.int64), 0, line.shape[1] - 2)
+    frac = position - i
+    return (1.0 - frac) * line[:, i] + frac * line[:, i + 1]

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from fxclone.models.base import State, config_from_dict
-from fxclone.models.closed_form import StreamFitted
+from fxclone.models.closed_form import StreamFitted, read
 
 ROTORS = ("low", "high")  # the drum on the low band, the horn on the high band
 TAPS = 2  # direct and Doppler
@@ -168,10 +168,7 @@ class RotaryModel(StreamFitted):
         for r, band in enumerate(bands):
             theta = self.theta(r, t)
             basis = harmonic_basis(theta, self.config.harmonics)
-            position = now - self.doppler(r, theta)
-            i = np.minimum(np.floor(position).astype(np.int64), band.shape[1] - 2)
-            frac = position - i
-            delayed = (1.0 - frac) * band[:, i] + frac * band[:, i + 1]
+            delayed = read(band, now - self.doppler(r, theta))
             out += [(basis, band[:, now]), (basis, delayed)]
         return out
 

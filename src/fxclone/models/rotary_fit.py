@@ -137,21 +137,27 @@ def track_rotor(
     spins = np.concatenate([[0.0], np.geomspace(0.02, 20.0, 600)])
     spin = 0.0
     for _ in range(2):  # the rate's correction and the spin-up, in turn
-        ramp = rate * spin * (-np.expm1(-t / spin)) if spin > 0 else 0.0 * t
+        ramp = _spin_lag(rate, spin, t)
         offset = best_offset((unit * np.exp(2j * math.pi * ramp))[late], t[late])
         rate = rate + offset
         unit = unit * np.exp(-2j * math.pi * offset * t)
         spin = _best_spin(spins, rate, t, unit)
         if spin > 0:  # and finer, between the grid's neighbours
             spin = _best_spin(np.linspace(spin / 1.012, spin * 1.012, 201), rate, t, unit)
-    ramp = rate * spin * (-np.expm1(-t / spin)) if spin > 0 else 0.0 * t
+    ramp = _spin_lag(rate, spin, t)
     phase = float(np.angle(np.sum(unit * np.exp(2j * math.pi * ramp))))
     return rate, spin, phase
 
 
+def _spin_lag(rate: float, spin: float, t: np.ndarray) -> np.ndarray:
+    """Turns a rotor spinning up with time constant ``spin`` has fallen behind one at
+    ``rate`` all along, at times ``t`` (s): ``rate spin (1 - exp(-t / spin))``."""
+    return rate * spin * -np.expm1(-t / spin) if spin > 0 else np.zeros_like(t)
+
+
 def _best_spin(spins: np.ndarray, rate: float, t: np.ndarray, unit: np.ndarray) -> float:
     """The spin-up time constant among ``spins`` that best explains the phase drift."""
-    ramps = np.stack([rate * s * (-np.expm1(-t / s)) if s > 0 else 0.0 * t for s in spins])
+    ramps = np.stack([_spin_lag(rate, s, t) for s in spins])
     return float(spins[int(np.argmax(np.abs(np.exp(2j * math.pi * ramps) @ unit)))])
 
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from fxclone.models.base import State, config_from_dict
-from fxclone.models.closed_form import StreamFitted
+from fxclone.models.closed_form import StreamFitted, read
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,3 @@ class SpliceModel(StreamFitted):
         from fxclone.models.splice_fit import fit_splice
 
         fit_splice(self, *self.mono_stream(items))
-
-
-def read(line: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """``line (R, N)`` at fractional indices ``position (T,)``, linearly interpolated."""
-    i = np.clip(np.floor(position).astype(np.int64), 0, line.shape[1] - 2)
-    frac = position - i
-    return (1.0 - frac) * line[:, i] + frac * line[:, i + 1]

@@ -30,9 +30,9 @@ import torch
 from scipy import optimize
 
 from fxclone.errors import FxcloneError
-from fxclone.models.closed_form import coordinate_search
+from fxclone.models.closed_form import coordinate_search, read
 from fxclone.models.lfo_frames import frame_correlation
-from fxclone.models.splice import SpliceModel, read
+from fxclone.models.splice import SpliceModel
 
 _PROMINENCE = 8.0  # a frame's strongest path over its median, to be used
 _FOLLOWED = 0.05  # share of the paths within two samples of the lattice that shows a splice
