@@ -10,6 +10,7 @@ from typing import Any
 
 from fxclone.models.afx_base import THESIS_TINY, THESIS_TRAINING
 from fxclone.models.cafx import CAFxConfig, CEQConfig
+from fxclone.models.compressor import CompressorConfig
 from fxclone.models.crafx import CRAFxConfig, CWAFxConfig
 from fxclone.models.csafx import CSAFxConfig
 from fxclone.models.ffwavenet import FFWaveNetConfig
@@ -225,6 +226,16 @@ PRESETS: dict[str, Preset] = {
             " high band, each turning at its own speed after a spin-up, with tremolo and a"
             " Doppler tap; speeds read from each band's level, gains by least squares",
             tiny={"crossover_taps": 64, "fit_seconds": 1.0},
+        ),
+        Preset(
+            "compressor",
+            "compressor",
+            CompressorConfig(),
+            "feed-forward compressor: peak detector, soft-knee curve, attack/release smoother"
+            " and makeup, each setting an affine function of the knobs (grey box; follows"
+            " releases of seconds)",
+            train_defaults={"learning_rate": 1e-2, "esr_per_window": True},
+            tiny={"memory_ms": 5.0, "fit_items": 2, "fit_iterations": 3},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
         Preset(

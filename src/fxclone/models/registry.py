@@ -12,6 +12,7 @@ from typing import Any
 from fxclone.errors import FxcloneError
 from fxclone.models.base import EffectModel, KnobSpec
 from fxclone.models.cafx import CEQ, CAFx
+from fxclone.models.compressor import Compressor
 from fxclone.models.crafx import CRAFx, CWAFx
 from fxclone.models.csafx import CSAFx
 from fxclone.models.ffwavenet import FFWaveNet
@@ -47,6 +48,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     TapeModel.family: TapeModel,
     SpliceModel.family: SpliceModel,
     RotaryModel.family: RotaryModel,
+    Compressor.family: Compressor,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
     McCoolMLP.family: McCoolMLP,
