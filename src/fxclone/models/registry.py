@@ -16,6 +16,7 @@ from fxclone.models.compressor import Compressor
 from fxclone.models.crafx import CRAFx, CWAFx
 from fxclone.models.csafx import CSAFx
 from fxclone.models.ffwavenet import FFWaveNet
+from fxclone.models.hammerstein import HammersteinModel
 from fxclone.models.ir import ImpulseResponse
 from fxclone.models.kth import KTHCNN, KTHRecurrent
 from fxclone.models.lfo import LFOModel
@@ -48,6 +49,7 @@ FAMILIES: dict[str, type[EffectModel]] = {
     TapeModel.family: TapeModel,
     SpliceModel.family: SpliceModel,
     RotaryModel.family: RotaryModel,
+    HammersteinModel.family: HammersteinModel,
     Compressor.family: Compressor,
     # --- seed families: McCool, KTH, micro-TCN ---
     McCoolCNN.family: McCoolCNN,
