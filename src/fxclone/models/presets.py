@@ -269,7 +269,9 @@ PRESETS: dict[str, Preset] = {
             "feed-forward compressor: peak detector, soft-knee curve, attack/release smoother"
             " and makeup, each setting an affine function of the knobs (grey box; follows"
             " releases of seconds)",
-            train_defaults={"learning_rate": 1e-2, "esr_per_window": True},
+            # Adam only refines the Levenberg-Marquardt start (and trains the optional MLP):
+            # a small rate, so it cannot undo in a step what the fit found.
+            train_defaults={"learning_rate": 1e-3, "esr_per_window": True},
             tiny={"memory_ms": 5.0, "fit_items": 2, "fit_iterations": 3},
         ),
         # --- seed presets: McCool, KTH, micro-TCN ---
