@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -76,6 +77,12 @@ def test_sweep_scores_match_an_independent_computation(trained, tmp_path) -> Non
     images = heatmaps(rows, model.knobs, tmp_path, points)
     assert [p.name for p in images] == ["heatmap_drive_level.png"]
     assert images[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a model exact at some settings (ESR 0) or at all of them still gets its heatmap
+    for n, scores in enumerate(([0.0] + [r.esr for r in rows[1:]], [0.0] * len(rows))):
+        exact = [dataclasses.replace(r, esr=e) for r, e in zip(rows, scores, strict=True)]
+        (tmp_path / f"exact{n}").mkdir()
+        again = heatmaps(exact, model.knobs, tmp_path / f"exact{n}", points)
+        assert again[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_cli_writes_the_table_and_refuses_a_model_without_knobs(cli, trained, tmp_path) -> None:

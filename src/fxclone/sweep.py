@@ -202,6 +202,9 @@ def write_sweep(
     return out / "sweep.json"
 
 
+ESR_FLOOR = 1e-16  # the colour scale's floor when every cell is exact
+
+
 def heatmaps(
     rows: Sequence[SweepRow],
     specs: Sequence[KnobSpec],
@@ -228,9 +231,13 @@ def heatmaps(
         for (i, j), e in cells.items():
             grid[j, i] = float(np.mean(e))
         fig, ax = plt.subplots(figsize=(5, 4.2))
+        # A model can be exact at a setting (ESR 0: a compressor below its threshold): the
+        # log colour scale starts at the smallest positive cell, and zeros take its colour.
         finite = grid[np.isfinite(grid)]
-        norm = LogNorm(vmin=finite.min(), vmax=max(finite.max(), finite.min() * 1.01))
-        image = ax.imshow(grid, origin="lower", cmap="viridis", norm=norm)
+        positive = finite[finite > 0]
+        low = float(positive.min()) if positive.size else ESR_FLOOR
+        norm = LogNorm(vmin=low, vmax=max(float(finite.max()), low * 1.01))
+        image = ax.imshow(np.maximum(grid, low), origin="lower", cmap="viridis", norm=norm)
         for (i, j), e in cells.items():
             ax.text(i, j, f"{np.mean(e):.3g}", ha="center", va="center", color="w", fontsize=7)
         if train_points is not None and len(train_points):
