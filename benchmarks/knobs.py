@@ -21,7 +21,7 @@ values per knob) and sweep a grid that falls between (``--levels 11``: 42 of its
 The result (``OUT/result.json`` and a Markdown table) gives the sweep's median and worst test
 ESR and their ratios to the single-setting models' ESR: the median of the sweep over the
 median of the three single-setting models, and the worst setting against its own
-single-setting model.
+single-setting model (ESRs under 1e-12, the float32 rounding of the files, count as 1e-12).
 
     python benchmarks/knobs.py --effect distortion --knob drive=0:40 --knob tone=500:8000 \\
         --knob level=-24:6 --minutes 10 --out /tmp/knobs_distortion
@@ -44,6 +44,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+# ESRs below this count as this in the ratios: an error 120 dB under the signal, where the
+# float32 rounding of the rendered files lies (exact grey-box models reach it, and a ratio of
+# two rounding errors, or of anything to an ESR of 0, says nothing).
+ESR_FLOOR = 1e-12
+
+
+def ratio(conditioned: float, single: float) -> float:
+    return max(conditioned, ESR_FLOOR) / max(single, ESR_FLOOR)
 
 
 def fxclone(*args: str, cwd: Path, threads: int | None = None) -> str:
@@ -161,7 +170,7 @@ def main() -> None:
                              args.threads)  # fmt: skip
         compared[label] = {"setting": setting, "sweep_esr": row["esr"],
                            "conditioned_esr": conditioned, "single_esr": single,
-                           "ratio": conditioned / single}  # fmt: skip
+                           "ratio": ratio(conditioned, single)}  # fmt: skip
 
     esrs = [r["esr"] for r in rows]
     single_median = statistics.median(c["single_esr"] for c in compared.values())
@@ -176,8 +185,9 @@ def main() -> None:
         "sweep_median_esr": statistics.median(esrs),
         "sweep_worst_esr": max(esrs),
         "single_median_esr": single_median,
-        "median_ratio": statistics.median(esrs) / single_median,
-        "worst_ratio": compared["worst"]["conditioned_esr"] / compared["worst"]["single_esr"],
+        "median_ratio": ratio(statistics.median(esrs), single_median),
+        "worst_ratio": ratio(compared["worst"]["conditioned_esr"], compared["worst"]["single_esr"]),
+        "esr_floor": ESR_FLOOR,
         "compared": compared,
         "hours": round((time.time() - t0) / 3600, 2),
         "date": time.strftime("%Y-%m-%d"),
