@@ -21,7 +21,7 @@ values per knob) and sweep a grid that falls between (``--levels 11``: 42 of its
 The result (``OUT/result.json`` and a Markdown table) gives the sweep's median and worst test
 ESR and their ratios to the single-setting models' ESR: the median of the sweep over the
 median of the three single-setting models, and the worst setting against its own
-single-setting model (ESRs under 1e-12, the float32 rounding of the files, count as 1e-12).
+single-setting model (ESRs under 1e-12, 120 dB down, count as 1e-12).
 
     python benchmarks/knobs.py --effect distortion --knob drive=0:40 --knob tone=500:8000 \\
         --knob level=-24:6 --minutes 10 --out /tmp/knobs_distortion
@@ -45,9 +45,10 @@ import sys
 import time
 from pathlib import Path
 
-# ESRs below this count as this in the ratios: an error 120 dB under the signal, where the
-# float32 rounding of the rendered files lies (exact grey-box models reach it, and a ratio of
-# two rounding errors, or of anything to an ESR of 0, says nothing).
+# ESRs below this count as this in the ratios: an error 120 dB under the signal, a few hundred
+# times the float32 rounding of the rendered files (about 1e-15). Exact grey-box models reach
+# that rounding, and a ratio of two rounding errors, or of anything to an ESR of 0, says
+# nothing.
 ESR_FLOOR = 1e-12
 
 
