@@ -49,13 +49,15 @@ _LEVEL_FLOOR = 1e-10  # the detector's reading of digital silence: -200 dBFS
 class CompressorConfig:
     """``memory_ms``: context given before each training window (the longest release the
     capture should follow, times about three); ``hidden``: width of the residual MLP from the
-    knobs to the settings (0: affine only); ``fit_items`` training items and at most
+    knobs to the settings (0: affine only); ``fit_items`` training items (the first
+    ``fit_item_seconds`` of each: a compressor's state starts at its item's start) and at most
     ``fit_iterations`` Levenberg-Marquardt iterations per solve for the fit the training
     starts from."""
 
     memory_ms: float = 2000.0
     hidden: int = 0
     fit_items: int = 40
+    fit_item_seconds: float = 4.0
     fit_iterations: int = 50
 
     def __post_init__(self) -> None:
@@ -65,6 +67,10 @@ class CompressorConfig:
             raise ValueError(f"hidden must be in 0..1024, not {self.hidden}")
         if not 1 <= self.fit_items <= 100000:
             raise ValueError(f"fit_items must be in 1..100000, not {self.fit_items}")
+        if not 0.01 <= self.fit_item_seconds <= 3600.0:
+            raise ValueError(
+                f"fit_item_seconds must be in [0.01, 3600], not {self.fit_item_seconds}"
+            )
         if not 1 <= self.fit_iterations <= 10000:
             raise ValueError(f"fit_iterations must be in 1..10000, not {self.fit_iterations}")
 

@@ -7,10 +7,10 @@ along the weakly pinned directions (the knee, a time constant the material hardl
 exercises). So the fit solves the least-squares problem directly, with the Jacobian of each
 item's output by central differences (twelve runs of the item, batched), in three steps:
 
-1. each of up to ``fit_items`` items (whole: a compressor's state starts at its item's
-   start) gets its own settings, from the two best points of a coarse grid of threshold,
-   ratio, attack and release (108 runs), each fitted on the gain it applied (in dB, where
-   every level counts alike), then on its output, keeping the best;
+1. each of up to ``fit_items`` items (its first ``fit_item_seconds``: a compressor's state
+   starts at its item's start) gets its own settings, from the three best points of a
+   coarse grid of threshold, ratio, attack and release (108 runs), each fitted on the gain
+   it applied (in dB, where every level counts alike), then on its output, keeping the best;
 2. the knob map ``raw = B [1, knobs - 0.5]`` is the curvature-weighted regression of those
    settings on the knobs (the joint loss to second order about each item's optimum), over
    the items fitted about as well as the typical one;
@@ -81,7 +81,8 @@ def fit_compressor(
     """Set ``model.bias`` and ``model.weight`` from ``(dry, wet, knobs)`` items; returns the
     final mean ESR over the picked items."""
     picked = spread(items, model.config.fit_items)
-    data = [Item.of(dry, wet) for dry, wet, _ in picked]
+    head = max(1, round(model.config.fit_item_seconds * model.sample_rate))
+    data = [Item.of(dry[:, :head], wet[:, :head]) for dry, wet, _ in picked]
     knobs = torch.tensor(np.array([np.asarray(k, np.float64) for *_, k in picked]))
     z = torch.cat([torch.ones(len(picked), 1, dtype=torch.float64),
                    knobs.reshape(len(picked), model.n_knobs) - 0.5], dim=1)  # fmt: skip
