@@ -41,13 +41,7 @@ KERNELED = [n for n, p in PRESETS.items() if p.family in ("wavenet", "rnn") and 
 CASES = [(name, k, b) for name in KERNELED for k in (0, 2) for b in BACKENDS[name]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small models: one thread is fastest, and robust on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _signal(batch: int, seed: int = 1) -> np.ndarray:

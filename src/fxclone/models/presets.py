@@ -66,6 +66,12 @@ WAVENET_TRAINING: Mapping[str, Any] = {
 # 0.1 give the same results on the mda Overdrive test). It starts as a linear filter and
 # cannot fall into an all-zero output, so windows are scored each on their own from the start:
 # quiet knob settings count as much as loud ones.
+HAMMERSTEIN_TINY: Mapping[str, Any] = {
+    "pre_taps": 4,
+    "post_taps": 3,
+    "tanh_biases": (0.0, 0.3),
+    "context_samples": 64,
+}
 HAMMERSTEIN_TRAINING: Mapping[str, Any] = {
     "learning_rate": 5e-2,
     "segment_samples": 8192,
@@ -251,7 +257,7 @@ PRESETS: dict[str, Preset] = {
             " post-filter, level; every gain, weight and log-corner affine in the knobs, so one"
             " model follows a pedal's knobs (78 parameters plus 11 per knob)",
             train_defaults=HAMMERSTEIN_TRAINING,
-            tiny={"pre_taps": 4, "post_taps": 3, "tanh_biases": (0.0, 0.3), "context_samples": 64},
+            tiny=HAMMERSTEIN_TINY,
         ),
         Preset(
             "hammerstein-sqrt",
@@ -260,7 +266,7 @@ PRESETS: dict[str, Preset] = {
             "the hammerstein model with a signed square root among its curves, for power-law"
             " drives (mda Overdrive) rather than clipping",
             train_defaults=HAMMERSTEIN_TRAINING,
-            tiny={"pre_taps": 4, "post_taps": 3, "tanh_biases": (0.0, 0.3), "context_samples": 64},
+            tiny=HAMMERSTEIN_TINY,
         ),
         Preset(
             "compressor",
