@@ -193,7 +193,9 @@ def _items(
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     out = []
     for p in pairs:
-        vec = np.array([s.normalise(float(p.knobs[s.name])) for s in specs], np.float32)
+        # float64: the grey-box fits (the compressor's) read a knob's setting exactly (a
+        # ratio rounded through float32 is off by up to 6e-7); training windows cast it.
+        vec = np.array([s.normalise(float(p.knobs[s.name])) for s in specs], np.float64)
         out.append((p.dry, p.wet, vec))
     return out
 
