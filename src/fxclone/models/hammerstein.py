@@ -15,9 +15,12 @@ of the normalised knob vector ``k`` (optionally plus a small residual MLP for od
    asymmetry following the knobs through ``beta``), the signed square root ``sign(u) (sqrt(|u|
    + e) - sqrt(e))`` (mda Overdrive's curve, which it blends with ``u`` by its drive knob)
    and the cubic soft clip. Each curve is 0 at ``u = 0``, so silence stays silent.
-3. ``post_sections`` one-pole low-passes ``h = a h[n-1] + (1 - a) v`` with
-   ``a = exp(-2 pi f_c / sr)`` and ``log f_c`` affine in ``k`` (a tone knob on a log scale in Hz
-   maps exactly); a DC blocker ``v - depth(k) * lowpass_dc(v)``, whose corner stays above
+3. ``post_sections`` one-pole low-passes ``h = a h[n-1] + (1 - a) v``, on one of two tapers
+   (``lowpass_taper``): ``hz``, ``a = exp(-2 pi f_c / sr)`` with ``log f_c`` affine in ``k``
+   (a tone knob on a log scale in Hz maps exactly: analogue tone controls); ``step``, the step
+   size ``f = 1 - a`` with ``log f`` affine in ``k`` and at most 0 (digital plug-ins that
+   write ``h += f (v - h)`` with ``f = 10^(-c m)``, as mda's do, map exactly, ``f = 1``, no
+   filtering, included). The two agree for corners well below ``sr / 10``. A DC blocker ``v - depth(k) * lowpass_dc(v)``, whose corner stays above
    ``sr / (pi * context_samples)`` so that its memory fits in the training windows' warm-up
    (and whose depth can fall to 0 for an effect without one); a learned causal FIR
    (``post_taps``, starting as the identity) for fixed colouring.
@@ -46,6 +49,7 @@ from fxclone.models.base import EffectModel, State, config_from_dict
 from fxclone.models.hammerstein_filters import causal_fir, one_pole
 
 CURVES = ("tanh", "ssqrt", "cubic")
+LOWPASS_TAPERS = ("hz", "step")
 SSQRT_EPS = 1e-8  # smooths the signed square root at 0 (its slope there is 1 / (2 sqrt(e)))
 # Adam moves every parameter by about the learning rate per step. The knob-dependent values
 # are stored divided by a scale, so that a corner (in log-Hz) moves four times and a gain (in
@@ -66,7 +70,8 @@ class HammersteinConfig:
     biased tanh curves only, suits analogue clipping; ``ssqrt`` fits power-law drives (mda
     Overdrive) but slows training on hard clipping, which at low gain it can imitate.
     ``drive_db`` is the curves' starting input gain. The low-pass sections start at
-    ``post_hz``, two octaves apart; the DC blocker at ``dc_hz`` (or at its floor,
+    ``post_hz``, two octaves apart, their knob maps on ``lowpass_taper`` (``hz``: log-corner,
+    ``step``: log step size, see the module's notes); the DC blocker at ``dc_hz`` (or at its floor,
     ``sr / (pi * context_samples)``, if that is higher; ``dc_hz = 0``: no DC blocker).
     ``hidden`` adds a residual MLP of that width to the affine knob maps (its last layer starts
     at zero). ``context_samples`` is the receptive field reported for training windows'
@@ -81,6 +86,7 @@ class HammersteinConfig:
     drive_db: float = 18.0
     post_hz: float = 1000.0
     dc_hz: float = 10.0
+    lowpass_taper: str = "hz"
     hidden: int = 0
     context_samples: int = 2048
 
@@ -93,6 +99,8 @@ class HammersteinConfig:
             raise ValueError("the tanh curve needs at least one entry in tanh_biases")
         if self.post_sections < 0 or self.hidden < 0 or self.context_samples < 1:
             raise ValueError("post_sections and hidden must be >= 0, context_samples >= 1")
+        if self.lowpass_taper not in LOWPASS_TAPERS:
+            raise ValueError(f"lowpass_taper must be one of {', '.join(LOWPASS_TAPERS)}")
         if not self.post_hz > 0 or self.dc_hz < 0:
             raise ValueError("post_hz must be positive and dc_hz >= 0")
 
@@ -150,7 +158,11 @@ class HammersteinModel(EffectModel):
         # low-pass sections' log-corners (two octaves apart: equal sections would stay equal),
         # the DC blocker's log-corner (above its floor) and depth, gout.
         base = [c.drive_db * math.log(10.0) / 20.0, 0.0, 1.0] + [0.0] * len(self.kinds)
-        base += [math.log(c.post_hz * 4.0**s) for s in range(c.post_sections)]
+        hz = [c.post_hz * 4.0**s for s in range(c.post_sections)]
+        if c.lowpass_taper == "step":  # log(1 - a) for the same starting corners
+            base += [math.log(-math.expm1(-2.0 * math.pi * f / self.sample_rate)) for f in hz]
+        else:
+            base += [math.log(f) for f in hz]
         scale = [GAIN_SCALE] + [1.0] * (2 + len(self.kinds)) + [CORNER_SCALE] * c.post_sections
         if self.dc:
             base += [math.log(max(c.dc_hz - self.dc_floor, 0.1 * self.dc_floor)), 1.0]
@@ -184,6 +196,13 @@ class HammersteinModel(EffectModel):
         """The one-pole coefficient ``exp(-2 pi f_c / sr)`` for corners ``hz``."""
         return torch.exp(-2.0 * math.pi / self.sample_rate * hz)
 
+    def lowpass_poles(self, values: Tensor) -> Tensor:
+        """The low-pass sections' coefficients ``a`` from their knob-mapped ``values``
+        ``(rows, post_sections)`` on the configured taper."""
+        if self.config.lowpass_taper == "step":
+            return -torch.expm1(torch.clamp(values, max=0.0))  # a = 1 - f, f = exp(value) <= 1
+        return self.pole(torch.exp(values))
+
     def static_curve(self, u: Tensor, values: Tensor) -> Tensor:
         """The nonlinearity ``w_0 u + sum_j w_j (phi_j(u) - u)`` on rows ``(rows, T)``, with
         each row's knob-dependent ``values`` (``beta`` and the weights first)."""
@@ -214,9 +233,9 @@ class HammersteinModel(EffectModel):
         z, pre_h = causal_fir(x.reshape(rows, n), pre_taps, pre_h)
         v = self.static_curve(torch.exp(p[:, :1]) * z, p)
         i = 3 + len(self.kinds)
-        lp_last = []
+        lp_last, poles = [], self.lowpass_poles(p[:, i : i + c.post_sections])
         for s in range(c.post_sections):
-            v = one_pole(v, self.pole(torch.exp(p[:, i + s])), lp_h[:, s])
+            v = one_pole(v, poles[:, s], lp_h[:, s])
             lp_last.append(v[:, -1])
         lp_h = torch.stack(lp_last, dim=1) if lp_last else lp_h
         i += c.post_sections
@@ -242,4 +261,4 @@ def _identity(taps: int) -> Tensor:
     return w
 
 
-__all__ = ["CURVES", "HammersteinConfig", "HammersteinModel", "KnobMap"]
+__all__ = ["CURVES", "LOWPASS_TAPERS", "HammersteinConfig", "HammersteinModel", "KnobMap"]

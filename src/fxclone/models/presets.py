@@ -262,9 +262,10 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "hammerstein-sqrt",
             "hammerstein",
-            HammersteinConfig(curves=("tanh", "ssqrt")),
-            "the hammerstein model with a signed square root among its curves, for power-law"
-            " drives (mda Overdrive) rather than clipping",
+            HammersteinConfig(curves=("tanh", "ssqrt"), lowpass_taper="step"),
+            "the hammerstein model for power-law drives in digital plug-ins rather than"
+            " clipping: a signed square root among its curves, and low-passes whose step"
+            " size (not corner) is log-affine in the knobs (mda Overdrive's muffle)",
             train_defaults=HAMMERSTEIN_TRAINING,
             tiny=HAMMERSTEIN_TINY,
         ),
