@@ -280,6 +280,40 @@ def test_onnx_offline_and_streaming(
         assert np.max(np.abs(np.concatenate(outs) - ref)) < TOL, block
 
 
+# Families whose step is not PyTorch throughout: tracing would freeze their NumPy or compiled
+# code into constants (a graph that ignores its input), so the export refuses them up front.
+NO_ONNX = ["compressor", "hammerstein", "pitch", "octaver", "tape", "splice", "ir"]
+
+
+@pytest.mark.parametrize("name", NO_ONNX)
+def test_onnx_refuses_families_that_do_not_trace(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("onnx")
+    from fxclone.export.onnx import export_onnx
+
+    model = create_model(name, sample_rate=SR)
+    assert model.onnx_refusal
+    with pytest.raises(FxcloneError, match=f"{model.family} models do not export to ONNX"):
+        export_onnx(model, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_onnx_failures_are_one_clean_error(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """A family that fails in the exporter (the phaser), or whose graph ONNX Runtime cannot
+    run (the autoregressive mu-law WaveNet), gives an FxcloneError and no file; the
+    exporter's dump of its graph stays off the terminal."""
+    pytest.importorskip("onnxruntime")
+    from fxclone.export.onnx import export_onnx
+    from fxclone.models.presets import PRESETS
+
+    for name, match in (("phaser", "cannot be traced"), ("mccool-wavenet-ar", "does not run")):
+        model = create_model(name, sample_rate=SR, overrides=dict(PRESETS[name].tiny or {}))
+        with pytest.raises(FxcloneError, match=match):
+            export_onnx(model, tmp_path / f"{name}.onnx")
+        assert not (tmp_path / f"{name}.onnx").exists()
+    out, err = capfd.readouterr()
+    assert "graph" not in out + err and len(out + err) < 200, (out + err)[:300]
+
+
 # --------------------------------------------------------------------------------------------
 # RTNeural JSON, checked against RTNeural's layer equations written out in numpy
 

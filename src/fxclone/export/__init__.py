@@ -55,11 +55,6 @@ def export_model(model_path: PathLike, out_path: PathLike, format: str | None = 
     elif fmt == "wav":
         _write_response(model, out)
     elif fmt == "onnx":
-        if model.family == "ir":
-            raise FxcloneError(
-                "impulse-response models do not trace to ONNX (its FFT convolution has no "
-                "opset-17 form); export the response with --format wav for a convolution plugin"
-            )
         from fxclone.export.onnx import export_onnx
 
         export_onnx(model, out, {"name": name, "version": __version__, **_training_note(meta)})

@@ -14,9 +14,13 @@ the knobs (names, ranges, units) and the state shapes as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +75,12 @@ def export_onnx(
         raise FxcloneError(
             "ONNX export needs the onnx package; install it with pip install 'fxclone[export]'"
         ) from None
+    refusal = getattr(model, "onnx_refusal", None)
+    if refusal:
+        raise FxcloneError(
+            f"{model.family} models do not export to ONNX: {refusal}. Run the model with"
+            " fxclone apply, or train a family that exports (wavenet, lstm, gru)"
+        )
     model = model.eval()
     names = state_names(model)
     state = model.init_state(1)
@@ -96,16 +106,17 @@ def export_onnx(
             # The TorchScript-based exporter: it needs no extra packages and keeps the block
             # axis dynamic; torch 2.13 still ships it.
             try:
-                torch.onnx.export(
-                    _Step(model),
-                    args,
-                    str(tmp),
-                    input_names=inputs + names,
-                    output_names=["y"] + [f"{n}_out" for n in names],
-                    dynamic_axes=dynamic,
-                    opset_version=OPSET,
-                    dynamo=False,
-                )
+                with _quiet_output():  # the exporter prints its whole graph on a failure
+                    torch.onnx.export(
+                        _Step(model),
+                        args,
+                        str(tmp),
+                        input_names=inputs + names,
+                        output_names=["y"] + [f"{n}_out" for n in names],
+                        dynamic_axes=dynamic,
+                        opset_version=OPSET,
+                        dynamo=False,
+                    )
             except Exception as exc:  # tracing failures surface as many exception types
                 detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
                 raise FxcloneError(
@@ -134,13 +145,42 @@ def export_onnx(
             entry.key, entry.value = key, value
         proto.doc_string = "fxclone streaming step: (x, [knobs], *state) -> (y, *state_out)"
         onnx.save(proto, str(tmp))
-        err = verify_onnx(model, tmp)
+        try:
+            err = verify_onnx(model, tmp)
+        except Exception as exc:  # ONNX Runtime rejects a graph traced from non-torch code
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise FxcloneError(
+                f"the ONNX graph of this {model.family} model does not run ({detail}); run"
+                " the model with fxclone apply, or export a model of another family"
+            ) from None
         if err is not None and not err <= VERIFY_TOLERANCE:
             raise FxcloneError(
                 f"the ONNX graph does not reproduce the model (max error {err:.3g}); "
                 "this model cannot be exported to ONNX with this PyTorch"
             )
     return p
+
+
+@contextlib.contextmanager
+def _quiet_output() -> Iterator[None]:
+    """Route the process's stdout and stderr (file descriptors 1 and 2, where the exporter's
+    C++ logging writes) to a temporary file while inside; shown only if Python itself fails
+    in between (an exception is raised as usual)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 def verify_onnx(model: EffectModel, path: str | os.PathLike[str]) -> float | None:

@@ -136,6 +136,9 @@ class EffectModel(nn.Module, ABC):
     # that runs on from the start of a stream: a dataset split (rendered as one stream) is
     # then validated and scored as one stream.
     free_running: ClassVar[bool] = False
+    # Why the family has no ONNX graph (its step runs compiled or NumPy code, which tracing
+    # would freeze into constants); None: its step is PyTorch throughout and traces.
+    onnx_refusal: ClassVar[str | None] = None
 
     def __init__(
         self,

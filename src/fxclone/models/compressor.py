@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -129,6 +129,9 @@ class Compressor(EffectModel):
     setting an affine function of the knobs; see the module docstring."""
 
     family = "compressor"
+    onnx_refusal: ClassVar[str | None] = (
+        "its attack/release smoother is a compiled loop whose branch follows the signal"
+    )
     config_class = CompressorConfig
 
     def __init__(self, config: CompressorConfig, **kwargs: Any) -> None:

@@ -20,10 +20,11 @@ of the normalised knob vector ``k`` (optionally plus a small residual MLP for od
    (a tone knob on a log scale in Hz maps exactly: analogue tone controls); ``step``, the step
    size ``f = 1 - a`` with ``log f`` affine in ``k`` and at most 0 (digital plug-ins that
    write ``h += f (v - h)`` with ``f = 10^(-c m)``, as mda's do, map exactly, ``f = 1``, no
-   filtering, included). The two agree for corners well below ``sr / 10``. A DC blocker ``v - depth(k) * lowpass_dc(v)``, whose corner stays above
-   ``sr / (pi * context_samples)`` so that its memory fits in the training windows' warm-up
-   (and whose depth can fall to 0 for an effect without one); a learned causal FIR
-   (``post_taps``, starting as the identity) for fixed colouring.
+   filtering, included). The two agree for corners well below ``sr / 10``. A DC blocker
+   ``v - depth(k) * lowpass_dc(v)``, whose corner stays above ``sr / (pi * context_samples)``
+   so that its memory fits in the training windows' warm-up (and whose depth can fall to 0
+   for an effect without one); a learned causal FIR (``post_taps``, starting as the
+   identity) for fixed colouring.
 4. ``y = exp(gout(k) - gin(k)) * ...``: the output gain undoes the input gain, so ``gin`` sets
    where the curves bend and ``gout`` the level; a level knob in dB maps exactly.
 
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -143,6 +144,7 @@ class HammersteinModel(EffectModel):
     and output gain, each knob-dependent value affine in the knobs."""
 
     family = "hammerstein"
+    onnx_refusal: ClassVar[str | None] = "its one-pole recursions are compiled loops"
     config_class = HammersteinConfig
 
     def __init__(self, config: HammersteinConfig, **kwargs: Any) -> None:

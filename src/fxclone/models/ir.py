@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.fft
@@ -68,6 +68,10 @@ class ImpulseResponse(EffectModel):
     family = "ir"
     config_class = IRConfig
     takes_knobs = False
+    onnx_refusal: ClassVar[str | None] = (
+        "its FFT convolution has no opset-17 form (export the response with --format wav for"
+        " a convolution plugin)"
+    )
 
     def __init__(self, config: IRConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)

@@ -95,6 +95,7 @@ class OctaverModel(StreamFitted):
     signal; see the module docstring."""
 
     family = "octaver"
+    onnx_refusal: ClassVar[str | None] = "its tracker and divider run in NumPy and SciPy"
     config_class = OctaverConfig
     # the divider's parity runs on from the start of a stream: a split is scored as one
     free_running: ClassVar[bool] = True

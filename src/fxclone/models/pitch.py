@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -71,6 +71,7 @@ class PitchModel(StreamFitted):
     """Phase-vocoder pitch shift by a fitted ratio, mixed with the (delayed) dry signal."""
 
     family = "pitch"
+    onnx_refusal: ClassVar[str | None] = "its pitch shifter runs in NumPy"
     config_class = PitchConfig
 
     def __init__(self, config: PitchConfig, **kwargs: Any) -> None:

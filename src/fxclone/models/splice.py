@@ -62,6 +62,7 @@ class SpliceModel(StreamFitted):
     module docstring."""
 
     family = "splice"
+    onnx_refusal: ClassVar[str | None] = "its sliding taps run in NumPy"
     config_class = SpliceConfig
     # the taps slide on from the start of a stream
     free_running: ClassVar[bool] = True

@@ -65,6 +65,7 @@ class TapeModel(StreamFitted):
     the dry signal; see the module docstring."""
 
     family = "tape"
+    onnx_refusal: ClassVar[str | None] = "its wobbling delay line runs in NumPy"
     config_class = TapeConfig
     # the wobble runs on from the start of a stream, as the machine's capstan does
     free_running: ClassVar[bool] = True
