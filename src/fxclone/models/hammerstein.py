@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -144,7 +144,6 @@ class HammersteinModel(EffectModel):
     and output gain, each knob-dependent value affine in the knobs."""
 
     family = "hammerstein"
-    onnx_refusal: ClassVar[str | None] = "its one-pole recursions are compiled loops"
     config_class = HammersteinConfig
 
     def __init__(self, config: HammersteinConfig, **kwargs: Any) -> None:
@@ -202,7 +201,7 @@ class HammersteinModel(EffectModel):
         """The low-pass sections' coefficients ``a`` from their knob-mapped ``values``
         ``(rows, post_sections)`` on the configured taper."""
         if self.config.lowpass_taper == "step":
-            return -torch.expm1(torch.clamp(values, max=0.0))  # a = 1 - f, f = exp(value) <= 1
+            return 1.0 - torch.exp(torch.clamp(values, max=0.0))  # a = 1 - f, f <= 1
         return self.pole(torch.exp(values))
 
     def static_curve(self, u: Tensor, values: Tensor) -> Tensor:

@@ -23,8 +23,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from numba import njit
 from torch import Tensor
+
+SCAN_STEPS = 20  # doublings in the traceable scan: exact for blocks up to 2^20 samples
 
 
 @njit(cache=True, error_model="numpy")
@@ -89,11 +92,32 @@ class FirstOrderRecursion(torch.autograd.Function):
 
 
 def recursion(v: Tensor, a: Tensor, h0: Tensor) -> Tensor:
-    """``h[n] = a * h[n-1] + v[n]`` along the last axis of ``v`` ``(rows, T)``, from ``h0``."""
+    """``h[n] = a * h[n-1] + v[n]`` along the last axis of ``v`` ``(rows, T)``, from ``h0``.
+
+    While tracing (ONNX export) it is :func:`scan`, in PyTorch operations only."""
+    if torch.jit.is_tracing():
+        return scan(v, a, h0)
     if v.shape[-1] == 0:
         return v
     out: Tensor = FirstOrderRecursion.apply(v, a, h0)
     return out
+
+
+def scan(v: Tensor, a: Tensor, h0: Tensor) -> Tensor:
+    """The recursion as a parallel prefix scan (Hillis-Steele) in float64: after step ``k``
+    each sample holds ``sum_j a^j v[n-j]`` over ``j < 2^(k+1)``; ``SCAN_STEPS`` doublings
+    cover blocks of up to 2^20 samples (beyond that only terms weighted by ``a^(2^20)``,
+    nil for any corner above 0.01 Hz, are left out), then ``a^(n+1) h0`` is added. Fixed
+    shapes and PyTorch operations only, so it traces to a graph for any block length."""
+    h = v.to(torch.float64)
+    power = a.to(torch.float64)[:, None]  # a^(2^k)
+    for k in range(SCAN_STEPS):
+        shift = 2**k
+        h = h + power * F.pad(h, (shift, 0))[:, :-shift]
+        power = power * power
+    count = torch.cumsum(torch.ones_like(h), dim=1)  # n + 1, for any block length
+    h = h + torch.pow(a.to(torch.float64)[:, None], count) * h0.to(torch.float64)[:, None]
+    return h.to(v.dtype)
 
 
 def one_pole(x: Tensor, a: Tensor, h0: Tensor) -> Tensor:
@@ -108,10 +132,13 @@ def causal_fir(x: Tensor, taps: Tensor, history: Tensor) -> tuple[Tensor, Tensor
     output and the new history."""
     keep = taps.shape[0] - 1
     full = torch.cat([history, x], dim=1)
+    if torch.jit.is_tracing():  # a convolution, which ONNX has (unfold it has not)
+        y = F.conv1d(full[:, None], taps.flip(0)[None, None])[:, 0]
+        return y, full[:, full.shape[1] - keep :]
     # Each output is one dot product of a window with the reversed taps (a view, then a
     # matrix-vector product: cheaper than conv1d for the short blocks of streaming).
     y = full.unfold(1, taps.shape[0], 1) @ taps.flip(0)
     return y, full[:, full.shape[1] - keep :]
 
 
-__all__ = ["FirstOrderRecursion", "causal_fir", "one_pole", "recursion"]
+__all__ = ["SCAN_STEPS", "FirstOrderRecursion", "causal_fir", "one_pole", "recursion", "scan"]
