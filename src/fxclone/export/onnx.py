@@ -8,7 +8,8 @@ state back as the next call's input; zeros are the initial state (silence in the
 
 State names: WaveNet ``past_0 .. past_{L-1}`` ``(batch, channels_l, (kernel_size - 1) *
 dilation_l)``, the last inputs of each layer; LSTM ``h`` and ``c``, GRU ``h``, each
-``(num_layers, batch, hidden_size)``. The file's metadata properties carry the sample rate,
+``(num_layers, batch, hidden_size)``; ``hammerstein`` ``past_0 .. past_3``, its filters'
+histories (see docs/export.md). The file's metadata properties carry the sample rate,
 the knobs (names, ranges, units) and the state shapes as JSON.
 """
 
@@ -118,10 +119,9 @@ def export_onnx(
                         dynamo=False,
                     )
             except Exception as exc:  # tracing failures surface as many exception types
-                detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
                 raise FxcloneError(
-                    f"{model.family} models cannot be traced to ONNX ({detail}); export a"
-                    " model of another family, or run it with fxclone apply"
+                    f"{model.family} models cannot be traced to ONNX ({_first_line(exc)});"
+                    " export a model of another family, or run it with fxclone apply"
                 ) from None
             finally:
                 model.eval()  # the exporter can leave modules in training mode
@@ -148,10 +148,10 @@ def export_onnx(
         try:
             err = verify_onnx(model, tmp)
         except Exception as exc:  # ONNX Runtime rejects a graph traced from non-torch code
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
             raise FxcloneError(
-                f"the ONNX graph of this {model.family} model does not run ({detail}); run"
-                " the model with fxclone apply, or export a model of another family"
+                f"the ONNX graph of this {model.family} model does not run"
+                f" ({_first_line(exc)}); run the model with fxclone apply, or export a model"
+                " of another family"
             ) from None
         if err is not None and not err <= VERIFY_TOLERANCE:
             raise FxcloneError(
@@ -161,11 +161,15 @@ def export_onnx(
     return p
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+
+
 @contextlib.contextmanager
 def _quiet_output() -> Iterator[None]:
     """Route the process's stdout and stderr (file descriptors 1 and 2, where the exporter's
-    C++ logging writes) to a temporary file while inside; shown only if Python itself fails
-    in between (an exception is raised as usual)."""
+    C++ logging writes) to a temporary file, discarded, while inside; exceptions pass as
+    usual."""
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
