@@ -106,7 +106,7 @@ def _numpy_reference(model: HammersteinModel, x: np.ndarray, blocks) -> np.ndarr
                 if kind == "tanh":
                     curves.append(np.tanh(u + b) - np.tanh(b) - u)
                 elif kind == "ssqrt":
-                    curves.append(u / np.sqrt(max(abs(u), 1e-10)) - u)
+                    curves.append(u / np.sqrt(abs(u) + 1e-8) - u)
                 else:
                     cubic = [min(max(t, -1), 1) for t in (u + b, b)]
                     curves.append(cubic[0] - cubic[0] ** 3 / 3 - cubic[1] + cubic[1] ** 3 / 3 - u)
@@ -273,7 +273,7 @@ def test_step_taper_holds_mda_overdrive() -> None:
     assert m.weight is not None
     m.weight.copy_(target_weight / m.scale[:, None])
     esr = [_esr(model, MDA_KNOBS, mda_overdrive, s, seed=7) for s in MDA_SETTINGS]
-    assert max(esr) < 1e-11  # measured 4.1e-13 (float32 rounding)
+    assert max(esr) < 1e-11  # measured 3.9e-13 (float32 rounding)
 
 
 def test_one_model_follows_mda_overdrive_knobs(tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_one_model_follows_mda_overdrive_knobs(tmp_path: Path) -> None:
     unseen = [(0.5, 0.25), (0.15, 0.75), (0.85, 0.6)]
     esr = [_esr(model, MDA_KNOBS, mda_overdrive, s) for s in unseen]
     wrong = [_esr(model, MDA_KNOBS, mda_overdrive, s, knobs_at=(0.5, 0.5)) for s in unseen]
-    assert max(esr) < 3e-3  # measured 1.2e-3 (1.2e-4, 1.1e-4, 1.2e-3)
+    assert max(esr) < 3e-3  # measured 1.3e-3 (1.2e-4, 9.9e-5, 1.3e-3)
     assert min(wrong) > 20 * max(esr)  # measured 0.038 with the knobs at the centre
 
 

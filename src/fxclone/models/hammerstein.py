@@ -12,9 +12,9 @@ of the normalised knob vector ``k`` (optionally plus a small residual MLP for od
    static curves (``curves``), each entering as its difference from the identity so that the
    weights do not all compete for the small-signal gain: ``tanh(u + beta(k) + b_j) -
    tanh(beta(k) + b_j)`` for learned offsets ``b_j`` (asymmetric soft clipping, its
-   asymmetry following the knobs through ``beta``), the signed square root
-   ``u / sqrt(max(|u|, e))`` (mda Overdrive's curve, which it blends with ``u`` by its drive
-   knob; exact above ``e`` = -200 dB, a line of finite slope below)
+   asymmetry following the knobs through ``beta``), the signed square root, smoothed as
+   ``u / sqrt(|u| + e)`` (mda Overdrive's curve, which it blends with ``u`` by its drive
+   knob; off by ``e / (2 sqrt|u|)``, 5e-8 at ``|u| = 0.01``, with a finite slope at 0)
    and the cubic soft clip. Each curve is 0 at ``u = 0``, so silence stays silent.
 3. ``post_sections`` one-pole low-passes ``h = a h[n-1] + (1 - a) v``, on one of two tapers
    (``lowpass_taper``): ``hz``, ``a = exp(-2 pi f_c / sr)`` with ``log f_c`` affine in ``k``
@@ -52,10 +52,10 @@ from fxclone.models.hammerstein_filters import causal_fir, one_pole
 
 CURVES = ("tanh", "ssqrt", "cubic")
 LOWPASS_TAPERS = ("hz", "step")
-# Where the signed square root turns into a line (slope 1 / sqrt(e) through 0, so that its
-# gradient stays finite): far below any signal (-200 dB), where an offset smoothing would bend
-# the curve across a quiet passage's whole range.
-SSQRT_EPS = 1e-10
+# The signed square root's smoothing, u / sqrt(|u| + e): its slope at 0 is 1 / sqrt(e) (the
+# gradient stays bounded) and its error e / (2 sqrt|u|) vanishes as the signal grows (an
+# offset form, sqrt(|u| + e) - sqrt(e), is off by sqrt(e) at every level).
+SSQRT_EPS = 1e-8
 # Adam moves every parameter by about the learning rate per step. The knob-dependent values
 # are stored divided by a scale, so that a corner (in log-Hz) moves four times and a gain (in
 # nepers) twice as fast as a curve weight; FIR taps are stored divided by FIR_SCALE and move
@@ -220,7 +220,7 @@ class HammersteinModel(EffectModel):
             elif kind == "cubic":
                 curve = _cubic(u + beta) - _cubic(beta)
             else:  # the signed square root; no bias, which would meet its infinite slope at 0
-                curve = u / torch.sqrt(torch.clamp(torch.abs(u), min=SSQRT_EPS))
+                curve = u / torch.sqrt(torch.abs(u) + SSQRT_EPS)
             v = v + w[:, j + 1 : j + 2] * (curve - u)
         return v
 
