@@ -23,4 +23,6 @@ bash scripts/setup.sh dev
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps \
   "neural-amp-modeler==0.13.0" "wavio>=0.0.5" 2> >(grep -v "is ignored: it is neither" >&2)
 .venv/bin/ruff check src tests benchmarks
-.venv/bin/python -m pytest -q "$@"
+# One worker per core (pytest-xdist), each with one torch/BLAS thread: the suite is many
+# small tests, which share two cores better as two processes than as one with two threads.
+OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" .venv/bin/python -m pytest -q -n auto --maxprocesses 8 "$@"
