@@ -160,8 +160,8 @@ class HammersteinModel(EffectModel):
         # The DC blocker's lowest corner: its time constant is half the warm-up at most.
         self.dc_floor = self.sample_rate / (math.pi * c.context_samples)
         # The knob-dependent values, in order: gin, beta, w_0, the curves' weights, the
-        # low-pass sections' log-corners (two octaves apart: equal sections would stay equal),
-        # the DC blocker's log-corner (above its floor) and depth, gout.
+        # low-pass sections' log-corners or log step sizes (two octaves apart: equal sections
+        # would stay equal), the DC blocker's log-corner (above its floor) and depth, gout.
         base = [c.drive_db * math.log(10.0) / 20.0, 0.0, 1.0] + [0.0] * len(self.kinds)
         hz = [c.post_hz * 4.0**s for s in range(c.post_sections)]
         if c.lowpass_taper == "step":  # log(1 - a) for the same starting corners
@@ -219,7 +219,7 @@ class HammersteinModel(EffectModel):
                 curve = torch.tanh(u + b) - torch.tanh(b)
             elif kind == "cubic":
                 curve = _cubic(u + beta) - _cubic(beta)
-            else:  # the signed square root; no bias, which would meet its infinite slope at 0
+            else:  # the signed square root; no bias, which would move its steepest point
                 curve = u / torch.sqrt(torch.abs(u) + SSQRT_EPS)
             v = v + w[:, j + 1 : j + 2] * (curve - u)
         return v
