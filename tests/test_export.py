@@ -282,7 +282,7 @@ def test_onnx_offline_and_streaming(
 
 # Families whose step is not PyTorch throughout: tracing would freeze their NumPy or compiled
 # code into constants (a graph that ignores its input), so the export refuses them up front.
-NO_ONNX = ["compressor", "pitch", "octaver", "tape", "splice", "ir"]
+NO_ONNX = ["compressor", "pitch", "octaver", "tape", "splice", "ir", "rotary", "phaser", "ceq"]
 
 
 @pytest.mark.parametrize("name", NO_ONNX)
@@ -298,15 +298,16 @@ def test_onnx_refuses_families_that_do_not_trace(tmp_path: Path, name: str) -> N
 
 
 def test_onnx_failures_are_one_clean_error(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
-    """A family that fails in the exporter (the phaser), or whose graph ONNX Runtime cannot
-    run (the autoregressive mu-law WaveNet), gives an FxcloneError and no file; the
-    exporter's dump of its graph stays off the terminal."""
+    """A family that fails in the exporter (the feed-forward WaveNet's unfold), or whose
+    graph ONNX Runtime cannot run (the autoregressive mu-law WaveNet), gives an FxcloneError
+    and no file; the exporter's dump of its graph stays off the terminal."""
     pytest.importorskip("onnxruntime")
     from fxclone.export.onnx import export_onnx
     from fxclone.models.presets import PRESETS
 
-    for name, match in (("phaser", "cannot be traced"), ("mccool-wavenet-ar", "does not run")):
-        model = create_model(name, sample_rate=SR, overrides=dict(PRESETS[name].tiny or {}))
+    cases = (("wavenet-ff", 16000, "cannot be traced"), ("mccool-wavenet-ar", SR, "does not run"))
+    for name, rate, match in cases:  # (the feed-forward WaveNet at its native rate, unwrapped)
+        model = create_model(name, sample_rate=rate, overrides=dict(PRESETS[name].tiny or {}))
         with pytest.raises(FxcloneError, match=match):
             export_onnx(model, tmp_path / f"{name}.onnx")
         assert not (tmp_path / f"{name}.onnx").exists()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -66,6 +66,7 @@ class PhaserModel(OscillatorModel):
     """An oscillator-swept all-pass cascade with feedback, mixed with the dry signal."""
 
     family = "phaser"
+    onnx_refusal: ClassVar[str | None] = "its sweep is cut into held blocks by NumPy indexing"
     config_class = PhaserConfig
 
     def __init__(self, config: PhaserConfig, **kwargs: Any) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +41,11 @@ class ResampledModel(EffectModel):
     Streaming state: the last ``taps - 1`` input samples, the input position modulo
     ``factor``, the last ``ceil(taps / factor)`` internal output samples, then the inner
     model's own state."""
+
+    onnx_refusal: ClassVar[str | None] = (
+        "it runs at its architecture's lower native rate, and the block-wise resampling"
+        " around it counts samples in Python"
+    )
 
     def __init__(self, inner: EffectModel, factor: int, sample_rate: int) -> None:
         super().__init__(

@@ -87,6 +87,7 @@ class RotaryModel(StreamFitted):
     family = "rotary"
     config_class = RotaryConfig
     free_running: ClassVar[bool] = True  # the rotors turn on from the start of a stream
+    onnx_refusal: ClassVar[str | None] = "its rotors and delay lines run in NumPy"
 
     def __init__(self, config: RotaryConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
