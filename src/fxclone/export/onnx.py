@@ -76,10 +76,9 @@ def export_onnx(
         raise FxcloneError(
             "ONNX export needs the onnx package; install it with pip install 'fxclone[export]'"
         ) from None
-    refusal = getattr(model, "onnx_refusal", None)
-    if refusal:
+    if model.onnx_refusal:
         raise FxcloneError(
-            f"{model.family} models do not export to ONNX: {refusal}. Run the model with"
+            f"{model.family} models do not export to ONNX: {model.onnx_refusal}. Run the model with"
             " fxclone apply, or train a family that exports (wavenet, lstm, gru)"
         )
     model = model.eval()
@@ -172,7 +171,15 @@ def _quiet_output() -> Iterator[None]:
     usual."""
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
+    saved: list[int] = []
+    try:
+        for fd in (1, 2):
+            saved.append(os.dup(fd))
+    except OSError:  # no such descriptors (a detached process): nothing to quiet
+        for fd in saved:
+            os.close(fd)
+        yield
+        return
     with tempfile.TemporaryFile() as sink:
         try:
             os.dup2(sink.fileno(), 1)

@@ -137,7 +137,7 @@ class EffectModel(nn.Module, ABC):
     # then validated and scored as one stream.
     free_running: ClassVar[bool] = False
     # Why the family has no ONNX graph (its step runs compiled or NumPy code, which tracing
-    # would freeze into constants); None: its step is PyTorch throughout and traces.
+    # would freeze into constants, or operations opset 17 lacks); None: it traces.
     onnx_refusal: ClassVar[str | None] = None
 
     def __init__(
