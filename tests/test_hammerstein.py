@@ -221,7 +221,8 @@ def _train(knobs, render, settings, tmp_path: Path, **overrides) -> HammersteinM
     torch.manual_seed(0)
     overrides = {"context_samples": 1024, **overrides}
     model = create_model("hammerstein", sample_rate=SR, knobs=knobs, overrides=overrides)
-    short = {"segment_samples": 2048, "windows_per_epoch": 800, "max_epochs": 6}
+    # Adam alone (the preset's polish is tested in test_polish.py)
+    short = {"segment_samples": 2048, "windows_per_epoch": 800, "max_epochs": 6, "polish": 0.0}
     config = train_config({"model": "hammerstein", **short, "lr_decay": 0.5, "patience": 100})
     fit(model, items, val, config, tmp_path / "run", progress=False)
     assert isinstance(model, HammersteinModel)

@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -16,6 +19,15 @@ def pre_emphasis(x: Tensor, coeff: float) -> Tensor:
 
 
 WINDOW_FLOOR = 1e-2  # per-window ESR: energy floor, relative to the batch's mean
+
+
+def esr_score(errors: Sequence[float], energies: Sequence[float], per_item: bool) -> float:
+    """One validation score from each file's squared error and energy: the pooled ESR, or
+    (``per_item``) each file's own ESR averaged, with the per-window loss's energy floor."""
+    err, energy = np.asarray(errors, np.float64), np.asarray(energies, np.float64)
+    if per_item:
+        return float(np.mean(err / (energy + WINDOW_FLOOR * energy.mean() + 1e-12)))
+    return float(err.sum() / max(energy.sum(), 1e-12))
 
 
 class ESRLoss(nn.Module):

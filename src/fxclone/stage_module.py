@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from fxclone.guard import DivergenceGuard, GradientClipper
-from fxclone.losses import WINDOW_FLOOR, TrainingLoss
+from fxclone.losses import TrainingLoss, esr_score
 from fxclone.models.base import EffectModel, Stage
 
 if TYPE_CHECKING:
@@ -42,8 +41,7 @@ def lightning_module(
 
     latency = model.latency_samples
     default = monitor(stage) == "val_esr"
-    # a run that trains on per-window ESR, now or later, keeps its best by the same measure
-    per_item = bool(config.esr_per_window) or config.esr_per_window_after is not None
+    per_item = config.scores_per_item
 
     class EffectModule(L.LightningModule):
         def __init__(self) -> None:
@@ -110,13 +108,8 @@ def lightning_module(
                     energies.append(float(torch.sum(target**2)))
                 else:
                     total += float(self.loss(est, target))
-            if not default:
-                score = total / len(val_items)
-            elif per_item:  # each file (one knob setting) its own ESR, as the loss will be
-                err, energy = np.array(errs), np.array(energies)
-                score = float(np.mean(err / (energy + WINDOW_FLOOR * energy.mean() + 1e-12)))
-            else:
-                score = sum(errs) / max(sum(energies), 1e-12)
+            # per_item: each file (one knob setting) its own ESR, as the loss will be
+            score = esr_score(errs, energies, per_item) if default else total / len(val_items)
             self.log(monitor(stage), score, prog_bar=True, batch_size=1)
 
         def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -35,8 +35,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from fxclone.audio import atomic_path
 from fxclone.checkpoints import checkpoint_io, checkpoint_progress, last_checkpoint
 from fxclone.errors import FxcloneError, FxcloneNotice
+from fxclone.losses import esr_score
 from fxclone.models.base import EffectModel, Stage, config_from_dict
 from fxclone.models.registry import DEFAULT_MODEL, get_preset
+from fxclone.polish import polish
 from fxclone.stage_module import lightning_module, monitor
 from fxclone.windows import WindowDataset, WindowSampler, warmup_samples
 
@@ -44,6 +46,8 @@ from fxclone.windows import WindowDataset, WindowSampler, warmup_samples
 # where to compute, not what is learned): left out of the run signature.
 _STOPPING: tuple[str, ...] = ("max_epochs", "max_minutes", "patience", "checkpoint_minutes")
 _STOPPING += ("accelerator", "devices")
+# The polish follows gradient training and changes nothing in its checkpoints.
+_STOPPING += ("polish",)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ class TrainConfig:
     # (adaptive clipping; fxclone.guard.GradientClipper); None: no clipping.
     clip_gradients: float | None = None
     checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
+    # Finish with full-batch L-BFGS in float64 (fxclone.polish), given this share of the time
+    # budget (max_minutes; without one, up to polish.MAX_ITERATIONS iterations); 0: no polish.
+    # For small models that can match their effect almost exactly (grey-box families).
+    polish: float = 0.0
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
     val_seconds: float | None = None  # validate on this much of each file (default: all)
@@ -97,9 +105,17 @@ class TrainConfig:
             raise ValueError("checkpoint_minutes must be positive")
         if self.val_seconds is not None and not self.val_seconds > 0:
             raise ValueError("val_seconds must be positive")
+        if not 0.0 <= self.polish < 1.0:
+            raise ValueError(f"polish must be in [0, 1), not {self.polish}")
         after = self.esr_per_window_after
         if after is not None and not 0.0 <= after <= 1.0:
             raise ValueError(f"esr_per_window_after must be in [0, 1], not {after}")
+
+    @property
+    def scores_per_item(self) -> bool:
+        """Whether validation scores each file (one knob setting) by its own ESR: a run that
+        trains on per-window ESR, now or later, keeps its best by the same measure."""
+        return bool(self.esr_per_window) or self.esr_per_window_after is not None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
@@ -126,6 +142,7 @@ class TrainResult:
     steps: int = 0  # optimiser steps over all sittings
     resumed_from_step: int = 0  # the step of the checkpoint this sitting started from
     stages: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    polish: dict[str, Any] | None = None  # what the L-BFGS polish did (PolishResult.summary)
     closed_form_val_esr: float | None = None  # validation ESR of a closed-form start
     start_val_esr: float | None = None  # validation ESR of the given starting weights
 
@@ -135,6 +152,7 @@ class TrainResult:
         for key in ("closed_form_val_esr", "start_val_esr"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        out |= {"polish": self.polish} if self.polish is not None else {}
         return out | ({"stages": self.stages} if self.stages else {})
 
 
@@ -164,8 +182,29 @@ def fit(
     training stages (``model.training_stages()``, e.g. pretraining, then supervised training,
     then fine-tuning) trains each in ``run_dir/stageN-NAME`` on its share of the epochs and
     minutes; a re-run skips the stages already finished.
+    With ``config.polish``, gradient training gets the rest of the time budget and an L-BFGS
+    polish (fxclone.polish) that share; its weights are kept if they validate better.
     Returns the model loaded with the weights of the best validation ESR.
     """
+    if config.polish > 0:
+        minutes = config.max_minutes
+        gradient = dataclasses.replace(
+            config, polish=0.0, max_minutes=minutes and minutes * (1.0 - config.polish)
+        )
+        result = fit(model, train_items, val_items, gradient, run_dir, resume=resume,
+                     progress=progress, closed_form=closed_form, keep_start=keep_start)  # fmt: skip
+        done = polish(
+            model,
+            train_items,
+            val_items,
+            config,
+            seconds=minutes and minutes * config.polish * 60.0,
+        )
+        result.polish = done.summary()
+        if done.kept:
+            result.best_val_esr = done.val_esr
+        result.train_seconds += done.seconds
+        return result
     fit_closed_form = getattr(model, "fit_closed_form", None) if closed_form else None
     solved = callable(fit_closed_form)
     if not (solved or keep_start):
@@ -258,12 +297,15 @@ def _fit_stages(
 
 @torch.no_grad()
 def validation_esr(
-    model: EffectModel, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    model: EffectModel,
+    items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    per_item: bool = False,
 ) -> float:
-    """ESR of ``model`` over whole (dry, wet, knobs) items, latency compensated."""
+    """ESR of ``model`` over whole (dry, wet, knobs) items, latency compensated: pooled, or
+    each item's own averaged (``per_item``, as training on per-window ESR scores them)."""
     model.eval()
     lat = model.latency_samples
-    err = energy = 0.0
+    errors, energies = [], []
     if model.free_running and items:  # the split is one stream: its oscillator runs on
         dry_all = np.concatenate([d for d, _, _ in items], axis=1)
         wet_all = np.concatenate([w for _, w, _ in items], axis=1)
@@ -271,9 +313,9 @@ def validation_esr(
     for dry, wet, knobs in items:
         x = F.pad(torch.from_numpy(dry)[None], (0, lat))
         y = model(x, torch.as_tensor(knobs)[None].float())[..., lat:]
-        err += float(torch.sum((y - torch.from_numpy(wet)[None]) ** 2))
-        energy += float(np.sum(wet.astype(np.float64) ** 2))
-    return err / max(energy, 1e-12)
+        errors.append(float(torch.sum((y - torch.from_numpy(wet)[None]) ** 2)))
+        energies.append(float(np.sum(wet.astype(np.float64) ** 2)))
+    return esr_score(errors, energies, per_item)
 
 
 def _load_best(model: EffectModel, path: Path) -> None:

@@ -76,6 +76,7 @@ HAMMERSTEIN_TRAINING: Mapping[str, Any] = {
     "learning_rate": 5e-2,
     "segment_samples": 8192,
     "esr_per_window": True,
+    "polish": 0.25,  # a Levenberg-Marquardt finish (fxclone.polish)
 }
 
 
@@ -262,10 +263,11 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "hammerstein-sqrt",
             "hammerstein",
-            HammersteinConfig(curves=("tanh", "ssqrt"), lowpass_taper="step"),
+            HammersteinConfig(curves=("ssqrt",), lowpass_taper="step"),
             "the hammerstein model for power-law drives in digital plug-ins rather than"
-            " clipping: a signed square root among its curves, and low-passes whose step"
-            " size (not corner) is log-affine in the knobs (mda Overdrive's muffle)",
+            " clipping: a signed square root blended with the linear path as its curve, and"
+            " low-passes whose step size (not corner) is log-affine in the knobs (mda"
+            " Overdrive's muffle)",
             train_defaults=HAMMERSTEIN_TRAINING,
             tiny=HAMMERSTEIN_TINY,
         ),
