@@ -11,6 +11,7 @@ import pytest
 import torch
 from tests.test_hammerstein import MDA_KNOBS, SR, _material, mda_overdrive
 
+from fxclone.errors import FxcloneNotice
 from fxclone.losses import TrainingLoss, pre_emphasis
 from fxclone.models import create_model
 from fxclone.polish import excerpts, polish, residual_weights
@@ -119,3 +120,17 @@ def test_fit_spends_its_share_of_the_budget_polishing(tmp_path: Path) -> None:
     assert math.isclose(result.best_val_esr, validation_esr(model, val, per_item=True))
     with pytest.raises(ValueError, match="polish"):
         TrainConfig(polish=1.0)
+
+
+@pytest.mark.parametrize("name", ["lstm", "cafx"])
+def test_polish_declines_large_or_staged_models(name: str) -> None:
+    """A model too large for a Jacobian column per parameter (the LSTM), or one trained in
+    stages on its own losses (CAFx), is left as it is, with a one-line note."""
+    model = create_model(name, sample_rate=16000)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    items = [(np.zeros((1, 8000), np.float32), np.zeros((1, 8000), np.float32), np.zeros(0))]
+    with pytest.warns(FxcloneNotice, match="no polish: .*(parameters|stages)"):
+        done = polish(model, items, items, TrainConfig(model=name), seconds=None)
+    assert not done.kept and done.iterations == 0
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])

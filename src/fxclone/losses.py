@@ -19,6 +19,7 @@ def pre_emphasis(x: Tensor, coeff: float) -> Tensor:
 
 
 WINDOW_FLOOR = 1e-2  # per-window ESR: energy floor, relative to the batch's mean
+ESR_EPS = 1e-8  # added to the ESR's denominator
 
 
 def esr_score(errors: Sequence[float], energies: Sequence[float], per_item: bool) -> float:
@@ -38,7 +39,7 @@ class ESRLoss(nn.Module):
     """
 
     def __init__(
-        self, pre_emphasis: float = 0.0, eps: float = 1e-8, per_window: bool = False
+        self, pre_emphasis: float = 0.0, eps: float = ESR_EPS, per_window: bool = False
     ) -> None:
         super().__init__()
         self.coeff = float(pre_emphasis)

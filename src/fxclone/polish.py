@@ -1,17 +1,21 @@
-"""A second-order finish for small models: full-batch L-BFGS in double precision.
+"""A second-order finish for small models: Levenberg-Marquardt in double precision.
 
 Adam moves every parameter by about its learning rate per step, so a model of a few dozen
 parameters that can match its effect almost exactly (the grey-box families: a Hammerstein
 chain, a compressor's curve and smoothers) ends gradient training at the noise floor of its
-annealed rate, its knob maps still a little off. On such a model a quasi-Newton method on a
-fixed batch converges in tens of iterations where Adam needs thousands: on mda Overdrive,
-conditioned on its two knobs, 80 seconds of L-BFGS took the training loss from 4e-5 to 3e-9.
+annealed rate, its knob maps still a little off. There the fit is a least-squares problem
+with a residual near zero, which Gauss-Newton steps solve quadratically: on mda Overdrive,
+conditioned on its two knobs, 11 seconds of this polish took the validation ESR from 4.7e-7
+(where 3.5 minutes of Adam left it) to 3.3e-12.
 
 The batch is one excerpt of every training item (the loudest of a few random starts, with the
-model's warm-up before it), ``POLISH_SAMPLES`` scored samples in all; the loss is the
-training loss. The model is polished in float64 and cast back; the polished weights are kept
-only if they score better on validation (in float32, whole files) than the weights it came
-with, so polishing never makes a model worse.
+model's warm-up before it), ``POLISH_SAMPLES`` scored samples in all. The residuals are
+weighted so that their squares sum to the ESR terms of the training loss (a multi-resolution
+STFT term, not a sum of squares, is left out). The Jacobian is taken by central differences
+on the model in float64; each step solves the damped normal equations in Marquardt's scaling
+through one eigendecomposition, the damping raised until a step lowers the loss. The
+polished weights, cast back, are kept only if they score better on validation (in float32,
+whole files) than the weights the model came with, so polishing never makes a model worse.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +33,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from fxclone.losses import WINDOW_FLOOR, pre_emphasis
+from fxclone.errors import FxcloneNotice
+from fxclone.losses import ESR_EPS, WINDOW_FLOOR, pre_emphasis
 from fxclone.models.base import EffectModel
 from fxclone.stage_module import score_region
 from fxclone.windows import warmup_samples
@@ -45,7 +51,7 @@ DEAD = 1e-12  # Jacobian columns this much weaker (squared) than the strongest c
 CONVERGED = 1e-3  # an iteration lowering the loss by less (relative) ends the polish
 CHUNK_SAMPLES = 1 << 16  # residuals per Jacobian block (rows x samples, float64)
 FD_STEP = 1e-6  # central differences' step, relative to the parameter (at least 1)
-ESR_EPS = 1e-8  # as the training loss's
+MAX_PARAMETERS = 2000  # a Jacobian column each, per iteration
 
 
 @dataclass
@@ -99,6 +105,20 @@ def excerpts(
     return as64(xs), as64(ys), as64(ks), warm - model.latency_samples
 
 
+def unpolishable(model: EffectModel) -> str | None:
+    """Why ``model`` cannot be polished, or None: the polish fits the output of
+    ``model(x, knobs)`` to the wet signal, a Jacobian column per parameter."""
+    stages = model.training_stages()
+    if len(stages) != 1 or stages[0].forward is not None or stages[0].loss is not None:
+        return f"the {model.family} family trains in stages or on its own loss"
+    if model.num_parameters() > MAX_PARAMETERS:
+        return (
+            f"{model.num_parameters()} parameters (the polish is for models of at most "
+            f"{MAX_PARAMETERS}); set polish to 0"
+        )
+    return None
+
+
 def residual_weights(target: Tensor, config: TrainConfig) -> list[tuple[float, Tensor]]:
     """``(pre-emphasis, per-window weight)`` for each ESR term of ``config``'s loss: the
     squared residuals, pre-emphasised and weighted so, sum to the loss (MRSTFT left out)."""
@@ -129,6 +149,10 @@ def polish(
     began = time.monotonic()
     per_item = config.scores_per_item
     start_val = validation_esr(model, val_items, per_item)
+    reason = unpolishable(model)
+    if reason is not None:
+        warnings.warn(FxcloneNotice(f"no polish: {reason}"), stacklevel=2)
+        return PolishResult(start_val, start_val, False, 0, time.monotonic() - began, 0.0, 0.0)
     work = copy.deepcopy(model).double().train()
     x, y, k, warm = excerpts(work, train_items, config.seed)
     latency = work.latency_samples
@@ -225,4 +249,11 @@ def _normal_equations(
     return gram, grad
 
 
-__all__ = ["POLISH_SAMPLES", "PolishResult", "excerpts", "polish", "residual_weights"]
+__all__ = [
+    "POLISH_SAMPLES",
+    "PolishResult",
+    "excerpts",
+    "polish",
+    "residual_weights",
+    "unpolishable",
+]
