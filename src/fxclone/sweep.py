@@ -230,7 +230,8 @@ def heatmaps(
         grid = np.full((len(values), len(values)), np.nan)
         for (i, j), e in cells.items():
             grid[j, i] = float(np.mean(e))
-        fig, ax = plt.subplots(figsize=(5, 4.2))
+        side = max(4.2, 0.75 * len(values))  # room for a label in each cell
+        fig, ax = plt.subplots(figsize=(side + 0.8, side))
         # A model can be exact at a setting (ESR 0: a compressor below its threshold): the
         # log colour scale starts at the smallest positive cell, and zeros take its colour.
         finite = grid[np.isfinite(grid)]
@@ -239,7 +240,7 @@ def heatmaps(
         norm = LogNorm(vmin=low, vmax=max(float(finite.max()), low * 1.01))
         image = ax.imshow(np.maximum(grid, low), origin="lower", cmap="viridis", norm=norm)
         for (i, j), e in cells.items():
-            ax.text(i, j, f"{np.mean(e):.3g}", ha="center", va="center", color="w", fontsize=7)
+            ax.text(i, j, f"{np.mean(e):.2g}", ha="center", va="center", color="w", fontsize=7)
         if train_points is not None and len(train_points):
             # grid cells sit at the sorted levels; place each training setting between them
             cells_at = np.arange(len(values), dtype=float)
