@@ -40,7 +40,7 @@ from fxclone.stage_module import score_region
 from fxclone.windows import warmup_samples
 
 if TYPE_CHECKING:
-    from fxclone.training import TrainConfig
+    from fxclone.training_config import TrainConfig
 
 POLISH_SAMPLES = 1 << 18  # scored samples in the batch, over all items (6 s at 44.1 kHz)
 MIN_EXCERPT = 4096  # scored samples per item at least (or the whole item)

@@ -20,7 +20,7 @@ from fxclone.losses import TrainingLoss, esr_score
 from fxclone.models.base import EffectModel, Stage
 
 if TYPE_CHECKING:
-    from fxclone.training import TrainConfig
+    from fxclone.training_config import TrainConfig
 
 
 def score_region(
