@@ -72,9 +72,12 @@ def test_polish_keeps_to_its_time() -> None:
     train, val = _items(TRAIN, 0.3, 0), _items(UNSEEN, 0.3, 50)
     config = TrainConfig(model="hammerstein", esr_per_window=True)
     free = polish(_model(), train, val, config, seconds=None)
-    timed = polish(_model(), train, val, config, seconds=0.5)
+    calls: list[tuple[int, int]] = []
+    timed = polish(_model(), train, val, config, seconds=0.5, progress=lambda *a: calls.append(a))
     assert timed.seconds < 0.5 + 0.5  # the validation on either side included
     assert timed.iterations < free.iterations and timed.loss > 100 * free.loss
+    done = [d for d, _ in calls]
+    assert calls[-1] == (1000, 1000) and len(calls) > 2 and done == sorted(done)
 
 
 def test_residuals_sum_to_the_training_loss() -> None:

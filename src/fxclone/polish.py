@@ -141,9 +141,11 @@ def polish(
     val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     config: TrainConfig,
     seconds: float | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PolishResult:
     """Polish ``model`` in place for ``seconds`` (or up to ``MAX_ITERATIONS`` iterations),
-    on ``config``'s ESR terms; validation scores as training's does (see the module's notes)."""
+    on ``config``'s ESR terms; validation scores as training's does (see the module's notes).
+    ``progress(done, total)`` hears of each Jacobian block, in thousandths of the budget."""
     from fxclone.training import validation_esr
 
     began = time.monotonic()
@@ -153,7 +155,7 @@ def polish(
     if reason is not None:
         warnings.warn(FxcloneNotice(f"no polish: {reason}"), stacklevel=2)
         return PolishResult(start_val, start_val, False, 0, time.monotonic() - began, 0.0, 0.0)
-    work = copy.deepcopy(model).double().train()
+    work = copy.deepcopy(model).cpu().double().train()
     x, y, k, warm = excerpts(work, train_items, config.seed)
     latency = work.latency_samples
     target = score_region(y, y, warm, latency)[1]
@@ -175,8 +177,15 @@ def polish(
     chunk = max(1, CHUNK_SAMPLES // x.shape[-1])
     damping, iterations = 1e-4, 0
     limit = math.inf if seconds is None else began + seconds
+
+    def report(block: float) -> None:  # block: the share of this iteration's Jacobian done
+        if progress is not None:
+            spent = 0.0 if seconds is None else (time.monotonic() - began) / max(seconds, 1e-9)
+            done = max(spent, (iterations + block) / MAX_ITERATIONS)
+            progress(min(999, int(1000 * done)), 1000)
+
     while iterations < MAX_ITERATIONS and math.isfinite(loss):
-        normal = _normal_equations(residuals, theta, len(x), chunk, limit)
+        normal = _normal_equations(residuals, theta, len(x), chunk, limit, report)
         if normal is None:  # out of time
             break
         # Marquardt's scaling: the damped normal equations in units of each column's norm,
@@ -202,9 +211,11 @@ def polish(
             damping *= 10.0
         if not loss < previous * (1.0 - CONVERGED):
             break
+    if progress is not None:
+        progress(1000, 1000)
     vector_to_parameters(theta, params)
     before = copy.deepcopy(model.state_dict())
-    model.load_state_dict({key: v.to(before[key].dtype) for key, v in work.state_dict().items()})
+    model.load_state_dict({key: v.to(before[key]) for key, v in work.state_dict().items()})
     val = validation_esr(model, val_items, per_item)
     kept = val < start_val
     if not kept:
@@ -227,9 +238,11 @@ def _normal_equations(
     rows: int,
     chunk: int,
     limit: float,
+    report: Callable[[float], None],
 ) -> tuple[Tensor, Tensor] | None:
     """``J^T J`` and ``J^T r`` of the residuals at ``theta``, the Jacobian by central
-    differences in float64, ``chunk`` excerpts at a time; None past the clock's ``limit``."""
+    differences in float64, ``chunk`` excerpts at a time (``report``: the share done after
+    each); None past the clock's ``limit``."""
     n = len(theta)
     gram = torch.zeros(n, n, dtype=theta.dtype)
     grad = torch.zeros(n, dtype=theta.dtype)
@@ -246,6 +259,7 @@ def _normal_equations(
             jac[i] = (residuals(theta + d, part) - residuals(theta - d, part)) / (2 * steps[i])
         gram += jac @ jac.T
         grad += jac @ r
+        report(part.stop / rows)
     return gram, grad
 
 

@@ -37,6 +37,7 @@ from fxclone.errors import FxcloneError, FxcloneNotice
 from fxclone.losses import esr_score
 from fxclone.models.base import EffectModel, Stage
 from fxclone.polish import polish
+from fxclone.progress import progress_callback
 from fxclone.stage_module import lightning_module, monitor
 from fxclone.training_config import TrainConfig, TrainResult, train_config
 from fxclone.windows import WindowDataset, WindowSampler, warmup_samples
@@ -92,6 +93,7 @@ def fit(
             val_items,
             config,
             seconds=minutes and minutes * config.polish * 60.0,
+            progress=progress_callback("polishing") if progress else None,
         )
         result.polish = done.summary()
         if done.kept:
