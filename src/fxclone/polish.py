@@ -24,7 +24,7 @@ import copy
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from fxclone.errors import FxcloneNotice
 from fxclone.losses import ESR_EPS, WINDOW_FLOOR, pre_emphasis
-from fxclone.models.base import EffectModel
+from fxclone.models.base import EffectModel, Items
 from fxclone.stage_module import score_region
 from fxclone.windows import warmup_samples
 
@@ -80,7 +80,7 @@ class PolishResult:
 
 def excerpts(
     model: EffectModel,
-    items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    items: Items,
     seed: int,
     total: int = POLISH_SAMPLES,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
@@ -137,8 +137,8 @@ def residual_weights(target: Tensor, config: TrainConfig) -> list[tuple[float, T
 
 def polish(
     model: EffectModel,
-    train_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    train_items: Items,
+    val_items: Items,
     config: TrainConfig,
     seconds: float | None,
     progress: Callable[[int, int], None] | None = None,

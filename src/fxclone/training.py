@@ -22,7 +22,6 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from fxclone.audio import atomic_path
 from fxclone.checkpoints import checkpoint_io, checkpoint_progress, last_checkpoint
 from fxclone.errors import FxcloneError, FxcloneNotice
 from fxclone.losses import esr_score
-from fxclone.models.base import EffectModel, Stage
+from fxclone.models.base import EffectModel, Items, Stage
 from fxclone.polish import polish
 from fxclone.progress import progress_callback
 from fxclone.stage_module import lightning_module, monitor
@@ -52,8 +51,8 @@ _STOPPING += ("polish",)
 
 def fit(
     model: EffectModel,
-    train_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    train_items: Items,
+    val_items: Items,
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
     *,
@@ -130,8 +129,8 @@ def fit(
 
 def _fit_stages(
     model: EffectModel,
-    train_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    train_items: Items,
+    val_items: Items,
     config: TrainConfig,
     run_dir: str | os.PathLike[str],
     resume: bool,
@@ -193,7 +192,7 @@ def _fit_stages(
 @torch.no_grad()
 def validation_esr(
     model: EffectModel,
-    items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    items: Items,
     per_item: bool = False,
 ) -> float:
     """ESR of ``model`` over whole (dry, wet, knobs) items, latency compensated: pooled, or
@@ -221,8 +220,8 @@ def _load_best(model: EffectModel, path: Path) -> None:
 def _fit_stage(
     model: EffectModel,
     stage: Stage,
-    train_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    val_items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    train_items: Items,
+    val_items: Items,
     config: TrainConfig,
     run: Path,
     resume: bool,

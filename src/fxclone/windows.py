@@ -8,7 +8,7 @@ draws depend only on the seed and the epoch number, so a resumed run sees the sa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from fxclone.errors import FxcloneError
-from fxclone.models.base import EffectModel
+from fxclone.models.base import EffectModel, Items
 
 RECURRENT_BURN_IN = 2048
 
@@ -41,7 +41,7 @@ class WindowDataset(Dataset):
 
     def __init__(
         self,
-        items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        items: Items,
         warmup: int,
         segment: int,
         windows_per_epoch: int | None = None,

@@ -28,11 +28,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from torch import Tensor, nn
 
 from fxclone.errors import FxcloneError
 
 State = tuple[Tensor, ...]
+# Training or validation items: (dry, wet, knobs), float32 (channels, samples) audio and the
+# normalised knob vector (n_knobs,).
+Items = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
