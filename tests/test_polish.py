@@ -15,7 +15,7 @@ from fxclone.errors import FxcloneNotice
 from fxclone.losses import TrainingLoss, pre_emphasis
 from fxclone.models import create_model
 from fxclone.polish import excerpts, polish, residual_weights
-from fxclone.training import TrainConfig, fit, validation_esr
+from fxclone.training import TrainConfig, fit, train_config, validation_esr
 
 SMALL = {"curves": ("ssqrt",), "post_sections": 1, "dc_hz": 0.0, "pre_taps": 2,
          "post_taps": 2, "lowpass_taper": "step", "context_samples": 512}  # fmt: skip
@@ -137,3 +137,11 @@ def test_polish_declines_large_or_staged_models(name: str) -> None:
     assert not done.kept and done.iterations == 0
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])
+
+
+def test_only_the_identifiable_preset_polishes_by_default() -> None:
+    """``hammerstein-sqrt`` (one curve) polishes the last quarter of its budget; the tanh
+    dictionary of ``hammerstein``, which the polish overfits, and the networks do not."""
+    assert train_config({"model": "hammerstein-sqrt"}).polish == 0.25
+    for name in ("hammerstein", "wavenet-standard", "lstm"):
+        assert train_config({"model": name}).polish == 0.0

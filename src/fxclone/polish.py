@@ -15,7 +15,10 @@ STFT term, not a sum of squares, is left out). The Jacobian is taken by central 
 on the model in float64; each step solves the damped normal equations in Marquardt's scaling
 through one eigendecomposition, the damping raised until a step lowers the loss. The
 polished weights, cast back, are kept only if they score better on validation (in float32,
-whole files) than the weights the model came with, so polishing never makes a model worse.
+whole files) than the weights the model came with. That is all it can check: a model whose
+parameters the data do not pin down (several offset tanh curves standing in for one) can fit
+the training settings better and some unseen ones worse, so it is for identifiable models
+(models/presets.py).
 """
 
 from __future__ import annotations

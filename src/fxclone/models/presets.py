@@ -76,8 +76,12 @@ HAMMERSTEIN_TRAINING: Mapping[str, Any] = {
     "learning_rate": 5e-2,
     "segment_samples": 8192,
     "esr_per_window": True,
-    "polish": 0.25,  # a Levenberg-Marquardt finish (fxclone.polish)
 }
+# With the square root as its only curve the model is identifiable, and a Levenberg-Marquardt
+# finish (fxclone.polish) takes it to float rounding. The tanh dictionary is not: on a
+# gain/tone/level chain the polish took two unseen settings from 5e-4 to 4e-9 and 3e-8 but
+# a third from 3.4e-4 to 8e-4 (tests/test_hammerstein.py's chain), so that preset does not.
+HAMMERSTEIN_SQRT_TRAINING: Mapping[str, Any] = {**HAMMERSTEIN_TRAINING, "polish": 0.25}
 
 
 @dataclass(frozen=True)
@@ -268,7 +272,7 @@ PRESETS: dict[str, Preset] = {
             " clipping: a signed square root blended with the linear path as its curve, and"
             " low-passes whose step size (not corner) is log-affine in the knobs (mda"
             " Overdrive's muffle)",
-            train_defaults=HAMMERSTEIN_TRAINING,
+            train_defaults=HAMMERSTEIN_SQRT_TRAINING,
             tiny=HAMMERSTEIN_TINY,
         ),
         Preset(
