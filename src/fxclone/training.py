@@ -75,8 +75,9 @@ def fit(
     training stages (``model.training_stages()``, e.g. pretraining, then supervised training,
     then fine-tuning) trains each in ``run_dir/stageN-NAME`` on its share of the epochs and
     minutes; a re-run skips the stages already finished.
-    With ``config.polish``, gradient training gets the rest of the time budget and an L-BFGS
-    polish (fxclone.polish) that share; its weights are kept if they validate better.
+    With ``config.polish``, gradient training gets the rest of the time budget and a
+    Levenberg-Marquardt polish (fxclone.polish) that share; its weights are kept if they
+    validate better.
     Returns the model loaded with the weights of the best validation ESR.
     """
     if config.polish > 0:

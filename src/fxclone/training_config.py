@@ -46,9 +46,10 @@ class TrainConfig:
     # (adaptive clipping; fxclone.guard.GradientClipper); None: no clipping.
     clip_gradients: float | None = None
     checkpoint_minutes: float = 2.0  # last.ckpt at least this often (and at every epoch end)
-    # Finish with full-batch L-BFGS in float64 (fxclone.polish), given this share of the time
-    # budget (max_minutes; without one, up to polish.MAX_ITERATIONS iterations); 0: no polish.
-    # For small models that can match their effect almost exactly (grey-box families).
+    # Finish with a Levenberg-Marquardt polish in float64 (fxclone.polish), given this share
+    # of the time budget (max_minutes; without one, to convergence or polish.MAX_ITERATIONS
+    # iterations); 0: no polish. For small, identifiable models that can match their effect
+    # almost exactly (grey-box families).
     polish: float = 0.0
     seed: int = 0
     windows_per_epoch: int | None = None  # default: the training split covered once
