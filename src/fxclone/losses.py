@@ -26,7 +26,7 @@ def esr_score(errors: Sequence[float], energies: Sequence[float], per_item: bool
     """One validation score from each file's squared error and energy: the pooled ESR, or
     (``per_item``) each file's own ESR averaged, with the per-window loss's energy floor."""
     err, energy = np.asarray(errors, np.float64), np.asarray(energies, np.float64)
-    if per_item:
+    if per_item and len(err):
         return float(np.mean(err / (energy + WINDOW_FLOOR * energy.mean() + 1e-12)))
     return float(err.sum() / max(energy.sum(), 1e-12))
 
