@@ -8,17 +8,17 @@ with a residual near zero, which Gauss-Newton steps solve quadratically: on mda 
 conditioned on its two knobs, 11 seconds of this polish took the validation ESR from 4.7e-7
 (where 3.5 minutes of Adam left it) to 3.3e-12.
 
-The batch is one excerpt of every training item (the loudest of a few random starts, with the
-model's warm-up before it), ``POLISH_SAMPLES`` scored samples in all. The residuals are
-weighted so that their squares sum to the ESR terms of the training loss (a multi-resolution
-STFT term, not a sum of squares, is left out). The Jacobian is taken by central differences
-on the model in float64; each step solves the damped normal equations in Marquardt's scaling
-through one eigendecomposition, the damping raised until a step lowers the loss. The
-polished weights, cast back, are kept only if they score better on validation (in float32,
-whole files) than the weights the model came with. That is all it can check: a model whose
-parameters the data do not pin down (several offset tanh curves standing in for one) can fit
-the training settings better and some unseen ones worse, so it is for identifiable models
-(models/presets.py).
+The batch is one excerpt of every training item (the loudest of a few random starts, with
+the model's warm-up before it), ``POLISH_SAMPLES`` scored samples in all. The residuals are
+weighted so that their squares sum to the ESR terms of the training loss
+(``TrainingLoss.terms``; a multi-resolution STFT term, not a sum of squares, is left out).
+The Jacobian is taken by central differences on the model in float64; each step solves the
+damped normal equations in Marquardt's scaling through one eigendecomposition, the damping
+raised until a step lowers the loss. The polished weights, cast back, are kept only if they
+score better on validation (in float32, whole files) than the weights the model came with.
+That is all it can check: a model whose parameters the data do not pin down (several offset
+tanh curves standing in for one) can fit the training settings better and some unseen ones
+worse, so it is for identifiable models (models/presets.py).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from fxclone.errors import FxcloneNotice
-from fxclone.losses import ESR_EPS, WINDOW_FLOOR, pre_emphasis
+from fxclone.losses import TrainingLoss, pre_emphasis
 from fxclone.models.base import EffectModel, Items
 from fxclone.stage_module import score_region
 from fxclone.windows import warmup_samples
@@ -122,22 +122,6 @@ def unpolishable(model: EffectModel) -> str | None:
     return None
 
 
-def residual_weights(target: Tensor, config: TrainConfig) -> list[tuple[float, Tensor]]:
-    """``(pre-emphasis, per-window weight)`` for each ESR term of ``config``'s loss: the
-    squared residuals, pre-emphasised and weighted so, sum to the loss (MRSTFT left out)."""
-    per_window = config.scores_per_item
-    out = []
-    for weight, coeff in ((config.esr_weight, 0.0), (config.pre_emph_weight, config.pre_emphasis)):
-        if weight:
-            energy = torch.sum(pre_emphasis(target, coeff) ** 2, dim=(1, 2))
-            if per_window:
-                w = weight / (energy + WINDOW_FLOOR * energy.mean() + ESR_EPS) / len(energy)
-            else:
-                w = torch.full_like(energy, weight / (float(energy.sum()) + ESR_EPS))
-            out.append((coeff, w))
-    return out
-
-
 def polish(
     model: EffectModel,
     train_items: Items,
@@ -162,7 +146,10 @@ def polish(
     x, y, k, warm = excerpts(work, train_items, config.seed)
     latency = work.latency_samples
     target = score_region(y, y, warm, latency)[1]
-    terms = residual_weights(target, config)
+    loss_fn = TrainingLoss(
+        config.esr_weight, config.pre_emph_weight, config.pre_emphasis, per_window=per_item
+    )
+    terms = loss_fn.terms(target)
     params = [p for p in work.parameters() if p.requires_grad]
 
     @torch.no_grad()
@@ -271,6 +258,5 @@ __all__ = [
     "PolishResult",
     "excerpts",
     "polish",
-    "residual_weights",
     "unpolishable",
 ]
