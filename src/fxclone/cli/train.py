@@ -151,8 +151,15 @@ def train(
     except KeyboardInterrupt:  # (typer would exit 130 without a word)
         err.print("interrupted; checkpoints are kept, run the same command again to resume")
         raise typer.Exit(130) from None
+    polished = summary.get("polish")
+    if polished and polished["kept"]:
+        how = f" (polished from {polished['start_val_esr']:.4g} in {polished['iterations']} steps)"
+    elif polished:
+        how = " (the polish did not improve it)"
+    else:
+        how = ""
     out.print(
-        f"wrote {out_path}: best validation ESR {summary['best_val_esr']:.4g} after "
+        f"wrote {out_path}: best validation ESR {summary['best_val_esr']:.4g}{how} after "
         f"{summary['epochs']} epoch(s), {summary['train_seconds']:.0f} s"
     )
 
