@@ -5,8 +5,8 @@ parameters that can match its effect almost exactly (the grey-box families: a Ha
 chain, a compressor's curve and smoothers) ends gradient training at the noise floor of its
 annealed rate, its knob maps still a little off. There the fit is a least-squares problem
 with a residual near zero, which Gauss-Newton steps solve quadratically: on mda Overdrive,
-conditioned on its two knobs, 11 seconds of this polish took the validation ESR from 4.7e-7
-(where 3.5 minutes of Adam left it) to 3.3e-12.
+conditioned on its two knobs, 11 iterations (75 seconds) of this polish took the validation
+ESR from 4.2e-7 (where 3.75 minutes of Adam left it) to 2.2e-12 (docs/benchmarks.md).
 
 The batch is one excerpt of every training item (the loudest of a few random starts, with
 the model's warm-up before it), ``POLISH_SAMPLES`` scored samples in all. The residuals are
